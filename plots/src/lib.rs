@@ -6,6 +6,11 @@
 //! them is split like criterion: pure statistics (`stats`), the kernel density estimate (`kde`),
 //! the plots (`plot`), the markdown pages (`report`), and the one module that reads files (`run`).
 
+pub mod format;
+pub mod kde;
+pub mod pyperf;
+pub mod stats;
+
 use std::path::{Path, PathBuf};
 
 /// Writes `<run_dir>/report/`: `README.md` (the summary), one table per configuration, one

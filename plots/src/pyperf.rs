@@ -1,0 +1,197 @@
+//! Defines the subset of pyperf's JSON 1.0 suite format the report reads: benchmarks, their runs'
+//! values and the metadata the statistics need (`name`, `tags`, `unit`, `mem_max_rss`).
+//!
+//! pyperf hoists metadata shared by every run into the benchmark, and metadata shared by every
+//! benchmark into the suite (`pyperf/_bench.py`), so a one-benchmark file keeps `name` at the top.
+//! [`parse_suite`] merges suite → benchmark → run, the later level winning, so every [`Run`] here
+//! carries what applies to it. Parsing is pure: it takes the text, not a path.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// One pyperf benchmark suite (one `pyperf/<config>.json`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suite {
+    /// Benchmarks in file order.
+    pub benchmarks: Vec<Benchmark>,
+}
+
+/// One benchmark of a suite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Benchmark {
+    /// The `name` metadata.
+    pub name: String,
+    /// The `tags` metadata pyperformance adds (empty when absent).
+    pub tags: Vec<String>,
+    /// The `unit` metadata: `second` (the default), `byte` or `integer`.
+    pub unit: String,
+    /// Every run, in file order, calibration runs (no values) included.
+    pub runs: Vec<Run>,
+}
+
+/// One worker process's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// The measured values (warmups excluded); empty for a calibration run.
+    pub values: Vec<f64>,
+    /// Peak RSS of the worker in bytes: `mem_max_rss`, or `command_max_rss` for benchmarks that
+    /// time a child command.
+    pub max_rss: Option<f64>,
+}
+
+/// Why a pyperf file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PyperfError {
+    /// Not JSON, or not shaped like a pyperf suite.
+    #[error("not a pyperf JSON suite: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A version other than the 1.0 this reader knows.
+    #[error("unsupported pyperf JSON version {0:?} (expected \"1.0\")")]
+    Version(String),
+    /// A benchmark without a `name` at any level.
+    #[error("benchmark #{0} has no `name` metadata")]
+    NoName(usize),
+    /// A value pyperf itself would have refused.
+    #[error("benchmark {name:?}: value {value} is not a positive finite number")]
+    BadValue { name: String, value: f64 },
+}
+
+#[derive(Deserialize)]
+struct RawSuite {
+    version: String,
+    benchmarks: Vec<RawBenchmark>,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawBenchmark {
+    runs: Vec<RawRun>,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct RawRun {
+    #[serde(default)]
+    values: Vec<f64>,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+}
+
+impl Benchmark {
+    /// All values of all runs, in order: what pyperf's `Benchmark.get_values()` returns.
+    pub fn values(&self) -> Vec<f64> {
+        self.runs
+            .iter()
+            .flat_map(|r| r.values.iter().copied())
+            .collect()
+    }
+
+    /// The runs that have values (calibration runs left out), in order.
+    pub fn value_runs(&self) -> impl Iterator<Item = &Run> {
+        self.runs.iter().filter(|r| !r.values.is_empty())
+    }
+
+    /// The mean of [`Benchmark::values`], or `None` without values.
+    pub fn mean(&self) -> Option<f64> {
+        crate::stats::mean(&self.values())
+    }
+}
+
+impl Suite {
+    /// The benchmark called `name`, if the suite has it.
+    pub fn get(&self, name: &str) -> Option<&Benchmark> {
+        self.benchmarks.iter().find(|b| b.name == name)
+    }
+}
+
+/// Parses the text of a pyperf JSON 1.0 suite (not gzip-compressed).
+pub fn parse_suite(text: &str) -> Result<Suite, PyperfError> {
+    let raw: RawSuite = serde_json::from_str(text)?;
+    if raw.version != "1.0" {
+        return Err(PyperfError::Version(raw.version));
+    }
+    let mut benchmarks = Vec::with_capacity(raw.benchmarks.len());
+    for (index, bench) in raw.benchmarks.into_iter().enumerate() {
+        let mut meta = raw.metadata.clone();
+        meta.extend(bench.metadata);
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or(PyperfError::NoName(index))?
+            .to_string();
+        let tags = match meta.get("tags") {
+            Some(Value::Array(tags)) => tags
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let unit = meta
+            .get("unit")
+            .and_then(Value::as_str)
+            .unwrap_or("second")
+            .to_string();
+        let mut runs = Vec::with_capacity(bench.runs.len());
+        for run in bench.runs {
+            if let Some(&value) = run.values.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+                return Err(PyperfError::BadValue { name, value });
+            }
+            let rss = |key: &str| {
+                run.metadata
+                    .get(key)
+                    .or_else(|| meta.get(key))
+                    .and_then(Value::as_f64)
+            };
+            let max_rss = rss("mem_max_rss").or_else(|| rss("command_max_rss"));
+            runs.push(Run {
+                values: run.values,
+                max_rss,
+            });
+        }
+        benchmarks.push(Benchmark {
+            name,
+            tags,
+            unit,
+            runs,
+        });
+    }
+    Ok(Suite { benchmarks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hoisted_metadata_reaches_every_run() {
+        // One benchmark: pyperf hoists name, unit, tags and a shared mem_max_rss to the top level.
+        let text = r#"{"version": "1.0",
+            "metadata": {"name": "nbody", "unit": "second", "tags": ["math"], "mem_max_rss": 100},
+            "benchmarks": [{"runs": [
+                {"warmups": [[1, 0.5]], "metadata": {"calibrate_loops": 1}},
+                {"values": [0.1, 0.2], "warmups": [[1, 0.3]]},
+                {"values": [0.3], "metadata": {"mem_max_rss": 200}}]}]}"#;
+        let suite = parse_suite(text).unwrap();
+        let bench = &suite.benchmarks[0];
+        assert_eq!(bench.name, "nbody");
+        assert_eq!(bench.tags, vec!["math".to_string()]);
+        assert_eq!(bench.values(), vec![0.1, 0.2, 0.3]);
+        assert_eq!(bench.value_runs().count(), 2);
+        let rss: Vec<_> = bench.runs.iter().map(|r| r.max_rss).collect();
+        assert_eq!(rss, vec![Some(100.0), Some(100.0), Some(200.0)]);
+    }
+
+    #[test]
+    fn refuses_other_versions_missing_names_and_bad_values() {
+        let v = parse_suite(r#"{"version": "0.9", "benchmarks": []}"#);
+        assert!(matches!(v, Err(PyperfError::Version(_))));
+        let n = parse_suite(r#"{"version": "1.0", "benchmarks": [{"runs": []}]}"#);
+        assert!(matches!(n, Err(PyperfError::NoName(0))));
+        let b = parse_suite(
+            r#"{"version": "1.0", "benchmarks": [{"metadata": {"name": "x"}, "runs": [{"values": [0.0]}]}]}"#,
+        );
+        assert!(matches!(b, Err(PyperfError::BadValue { .. })));
+    }
+}
