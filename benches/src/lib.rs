@@ -1,0 +1,1 @@
+//! criterion benches of the tracer (see docs/benchmarks.md).

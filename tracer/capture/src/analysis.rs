@@ -1,0 +1,312 @@
+//! Provides [`Stats`]: what `tracer stats` reports about a capture (totals, peak heap, leaks, counts by
+//! allocator, the size histogram). Pure: it takes a decoded [`Capture`].
+
+use std::collections::{BTreeMap, HashMap};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::reader::{Capture, Event};
+use crate::record::Kind;
+
+/// Counts and bytes for one allocator (record kind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct KindTotals {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// One bucket of the size histogram: sizes in `[low, high]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SizeBucket {
+    pub low: u64,
+    pub high: u64,
+    pub count: u64,
+}
+
+/// The analysis of one capture.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Allocation, free and realloc records.
+    pub events: u64,
+    /// Blocks handed out (a realloc that returns a block counts once).
+    pub allocations: u64,
+    /// Blocks given back (a realloc that moves or frees a block counts once).
+    pub frees: u64,
+    /// Bytes asked for by all allocations.
+    pub bytes_allocated: u64,
+    /// Highest total of live bytes, and the event at which it was reached.
+    pub peak_bytes: u64,
+    pub peak_event: u64,
+    /// When the buffer holding the peak event was started (ns since the capture started).
+    pub peak_time_ns: u64,
+    /// Blocks still live when tracing stopped.
+    pub leaked_blocks: u64,
+    pub leaked_bytes: u64,
+    /// Frees of addresses the capture never saw allocated (allocated before tracing, or by a parent
+    /// before fork).
+    pub unmatched_frees: u64,
+    /// Records by kind (every event, frees included).
+    pub by_kind: BTreeMap<Kind, KindTotals>,
+    /// Leaks by the allocator that made them.
+    pub leaks_by_kind: BTreeMap<Kind, KindTotals>,
+    /// Allocation sizes in power-of-two buckets.
+    pub size_histogram: Vec<SizeBucket>,
+    /// Size percentiles (p50, p90, p99, max).
+    pub size_percentiles: BTreeMap<String, u64>,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    size: u64,
+    kind: Kind,
+}
+
+/// The live heap while replaying events: blocks by address, and mmapped ranges (which `munmap` can
+/// cut into pieces).
+#[derive(Default)]
+struct Heap {
+    blocks: HashMap<u64, Block>,
+    maps: BTreeMap<u64, (u64, Kind)>,
+    live_bytes: u64,
+}
+
+impl Heap {
+    fn allocate(&mut self, addr: u64, size: u64, kind: Kind) {
+        if kind == Kind::Mmap {
+            self.unmap(addr, size);
+            self.maps.insert(addr, (size, kind));
+        } else if let Some(old) = self.blocks.insert(addr, Block { size, kind }) {
+            // A block handed out again without a free we saw: count it freed (a racing realloc
+            // in another thread, see docs/architecture.md).
+            self.live_bytes -= old.size;
+        }
+        self.live_bytes += size;
+    }
+
+    /// Returns whether the address was known.
+    fn free(&mut self, addr: u64) -> bool {
+        match self.blocks.remove(&addr) {
+            Some(b) => {
+                self.live_bytes -= b.size;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes `[addr, addr + len)` from the mapped ranges; returns whether any was mapped.
+    fn unmap(&mut self, addr: u64, len: u64) -> bool {
+        let end = addr.saturating_add(len);
+        let overlapping: Vec<(u64, u64, Kind)> = self
+            .maps
+            .range(..end)
+            .rev()
+            .take_while(|(start, (size, _))| start.saturating_add(*size) > addr)
+            .map(|(s, (size, k))| (*s, *size, *k))
+            .collect();
+        for (start, size, kind) in &overlapping {
+            self.maps.remove(start);
+            self.live_bytes -= size;
+            let map_end = start + size;
+            if *start < addr {
+                self.maps.insert(*start, (addr - start, *kind));
+                self.live_bytes += addr - start;
+            }
+            if map_end > end {
+                self.maps.insert(end, (map_end - end, *kind));
+                self.live_bytes += map_end - end;
+            }
+        }
+        !overlapping.is_empty()
+    }
+}
+
+impl Stats {
+    /// Replays the events of a capture in global order.
+    pub fn compute(cap: &Capture) -> Stats {
+        let mut s = Stats {
+            threads: cap.threads.len(),
+            ..Stats::default()
+        };
+        let mut heap = Heap::default();
+        let mut sizes =
+            Histogram::<u64>::new_with_bounds(1, u64::MAX / 4, 2).expect("valid bounds");
+        for (i, e) in cap.events.iter().enumerate() {
+            s.events += 1;
+            let t = s.by_kind.entry(e.kind).or_default();
+            t.count += 1;
+            if !e.kind.is_free() {
+                t.bytes += e.size;
+            }
+            s.apply(&mut heap, &mut sizes, e);
+            if heap.live_bytes > s.peak_bytes {
+                s.peak_bytes = heap.live_bytes;
+                s.peak_event = i as u64;
+                s.peak_time_ns = e.time_ns;
+            }
+        }
+        for b in heap.blocks.values() {
+            let t = s.leaks_by_kind.entry(b.kind).or_default();
+            t.count += 1;
+            t.bytes += b.size;
+        }
+        for (size, kind) in heap.maps.values() {
+            let t = s.leaks_by_kind.entry(*kind).or_default();
+            t.count += 1;
+            t.bytes += size;
+        }
+        s.leaked_blocks = s.leaks_by_kind.values().map(|t| t.count).sum();
+        s.leaked_bytes = heap.live_bytes;
+        s.size_histogram = power_of_two_buckets(&sizes);
+        if !sizes.is_empty() {
+            for (name, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
+                s.size_percentiles
+                    .insert(name.into(), sizes.value_at_quantile(q));
+            }
+            s.size_percentiles.insert("max".into(), sizes.max());
+        }
+        s
+    }
+
+    fn apply(&mut self, heap: &mut Heap, sizes: &mut Histogram<u64>, e: &Event) {
+        let mut allocate = |s: &mut Stats, heap: &mut Heap| {
+            s.allocations += 1;
+            s.bytes_allocated += e.size;
+            sizes.saturating_record(e.size.max(1));
+            heap.allocate(e.addr, e.size, e.kind);
+        };
+        match e.kind {
+            Kind::Free | Kind::PymallocFree => {
+                self.frees += 1;
+                if !heap.free(e.addr) {
+                    self.unmatched_frees += 1;
+                }
+            }
+            Kind::Munmap => {
+                self.frees += 1;
+                if !heap.unmap(e.addr, e.size) {
+                    self.unmatched_frees += 1;
+                }
+            }
+            Kind::Realloc | Kind::PymallocRealloc => {
+                if e.old_addr != 0 {
+                    self.frees += 1;
+                    if !heap.free(e.old_addr) {
+                        self.unmatched_frees += 1;
+                    }
+                }
+                if e.addr != 0 {
+                    allocate(self, heap);
+                }
+            }
+            _ => allocate(self, heap),
+        }
+    }
+}
+
+fn power_of_two_buckets(h: &Histogram<u64>) -> Vec<SizeBucket> {
+    let mut out = Vec::new();
+    if h.is_empty() {
+        return out;
+    }
+    let mut low = 1u64;
+    while low <= h.max() {
+        let high = low.saturating_mul(2) - 1;
+        let count = h.count_between(low, high);
+        if count > 0 {
+            out.push(SizeBucket { low, high, count });
+        }
+        if low > u64::MAX / 4 {
+            break;
+        }
+        low *= 2;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: Kind, epoch: u64, addr: u64, old_addr: u64, size: u64) -> Event {
+        Event {
+            kind,
+            thread: 0,
+            epoch,
+            addr,
+            old_addr,
+            size,
+            time_ns: 0,
+        }
+    }
+
+    fn stats(events: Vec<Event>) -> Stats {
+        Stats::compute(&Capture {
+            events,
+            ..Capture::default()
+        })
+    }
+
+    #[test]
+    fn peak_leaks_and_realloc() {
+        let s = stats(vec![
+            ev(Kind::Malloc, 0, 0x1000, 0, 100),
+            ev(Kind::Calloc, 0, 0x2000, 0, 50),
+            ev(Kind::Realloc, 0, 0x3000, 0x1000, 300), // 350 live
+            ev(Kind::Free, 0, 0x2000, 0, 0),           // 300 live
+            ev(Kind::Free, 0, 0x9999, 0, 0),           // unknown
+        ]);
+        assert_eq!(s.allocations, 3);
+        assert_eq!(s.frees, 3);
+        assert_eq!(s.bytes_allocated, 450);
+        assert_eq!(s.peak_bytes, 350);
+        assert_eq!(s.peak_event, 2);
+        assert_eq!(s.leaked_blocks, 1);
+        assert_eq!(s.leaked_bytes, 300);
+        assert_eq!(s.unmatched_frees, 1);
+        assert_eq!(
+            s.leaks_by_kind[&Kind::Realloc],
+            KindTotals {
+                count: 1,
+                bytes: 300
+            }
+        );
+    }
+
+    #[test]
+    fn partial_munmap_splits_a_mapping() {
+        let s = stats(vec![
+            ev(Kind::Mmap, 0, 0x10000, 0, 0x4000),
+            ev(Kind::Munmap, 0, 0x11000, 0, 0x1000), // hole in the middle
+        ]);
+        assert_eq!(s.peak_bytes, 0x4000);
+        assert_eq!(s.leaked_bytes, 0x3000);
+        assert_eq!(s.leaked_blocks, 2);
+    }
+
+    #[test]
+    fn size_histogram_buckets() {
+        let s = stats(vec![
+            ev(Kind::Malloc, 0, 0x1000, 0, 123),
+            ev(Kind::Malloc, 0, 0x2000, 0, 100),
+            ev(Kind::Malloc, 0, 0x3000, 0, 5000),
+        ]);
+        assert_eq!(
+            s.size_histogram,
+            vec![
+                SizeBucket {
+                    low: 64,
+                    high: 127,
+                    count: 2
+                },
+                SizeBucket {
+                    low: 4096,
+                    high: 8191,
+                    count: 1
+                }
+            ]
+        );
+    }
+}

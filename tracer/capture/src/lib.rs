@@ -1,0 +1,16 @@
+//! Defines the allocation tracer's capture file: the record encoders the preload library calls on its
+//! hot path, the decoder, and the analysis behind `tracer stats`. The crate does no I/O beyond reading
+//! a `std::io::Read` and contains no `unsafe`, so it is easy to test and fuzz.
+//!
+//! The byte layout is described in `docs/capture-format.md`.
+
+pub mod analysis;
+pub mod header;
+pub mod reader;
+pub mod record;
+pub mod varint;
+
+pub use analysis::Stats;
+pub use header::Header;
+pub use reader::{read_capture, Capture, Event, ReadError};
+pub use record::Kind;

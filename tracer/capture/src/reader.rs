@@ -1,0 +1,201 @@
+//! Provides [`read_capture`]: decodes a whole capture into events in global order.
+//!
+//! A capture cut short (the process was killed, the disk filled) reads up to its last complete
+//! frame and says so in [`Capture::truncated`]; anything that is not a capture, or is damaged inside a
+//! complete frame, is an error with one line of explanation.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::header::Header;
+use crate::record::{
+    ChunkDecoder, Kind, Record, FORMAT_VERSION, FRAME_END, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK,
+    MAGIC,
+};
+use crate::varint::Cursor;
+
+/// No frame the preload writes comes near this; a larger length means damage, and refusing it
+/// keeps a corrupt length from making the reader allocate gigabytes.
+pub const MAX_FRAME_LEN: u32 = 64 << 20;
+
+/// One allocation, free or realloc, in global order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    pub kind: Kind,
+    /// The tracer's thread number (0 is the first thread that allocated).
+    pub thread: u32,
+    pub epoch: u64,
+    /// The block's address (for a realloc, the new block; 0 when realloc freed without allocating).
+    pub addr: u64,
+    /// For a realloc, the block given back (0 for none).
+    pub old_addr: u64,
+    /// Bytes asked for (munmap: bytes unmapped; free: 0).
+    pub size: u64,
+    /// When the buffer holding this event was started, in nanoseconds since the capture started.
+    pub time_ns: u64,
+}
+
+/// A decoded capture.
+#[derive(Debug, Clone, Default)]
+pub struct Capture {
+    pub header: Header,
+    pub events: Vec<Event>,
+    /// Tracer thread number → OS thread id.
+    pub threads: BTreeMap<u32, u64>,
+    /// The tracer's own counters from the end-of-capture record (empty when truncated).
+    pub counters: Vec<(String, u64)>,
+    /// Why the capture is incomplete, if it is.
+    pub truncated: Option<String>,
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+/// Why a file could not be read as a capture.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("not a capture file (it does not start with the tracer's magic bytes)")]
+    NotACapture,
+    #[error(
+        "capture format version {0} is not supported (this reader knows version {FORMAT_VERSION})"
+    )]
+    UnsupportedVersion(u16),
+    #[error("corrupt capture at byte {offset}: {reason}")]
+    Corrupt { offset: u64, reason: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads up to `len` bytes; returns fewer only at the end of the input.
+fn read_up_to(r: &mut impl Read, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(len.min(1 << 20));
+    r.take(len as u64).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Decodes a capture from `r`.
+pub fn read_capture(mut r: impl Read) -> Result<Capture, ReadError> {
+    let prefix = read_up_to(&mut r, 14)?;
+    if prefix.len() < MAGIC.len() || &prefix[..8] != MAGIC {
+        return Err(ReadError::NotACapture);
+    }
+    let corrupt = |offset: u64, reason: &str| ReadError::Corrupt {
+        offset,
+        reason: reason.to_string(),
+    };
+    if prefix.len() < 14 {
+        return Err(corrupt(
+            prefix.len() as u64,
+            "the file ends inside its header",
+        ));
+    }
+    let version = u16::from_le_bytes([prefix[8], prefix[9]]);
+    if version != FORMAT_VERSION {
+        return Err(ReadError::UnsupportedVersion(version));
+    }
+    let header_len = u32::from_le_bytes(prefix[10..14].try_into().expect("4 bytes"));
+    if header_len > MAX_FRAME_LEN {
+        return Err(corrupt(10, "header length out of range"));
+    }
+    let body = read_up_to(&mut r, header_len as usize)?;
+    if body.len() < header_len as usize {
+        return Err(corrupt(
+            14 + body.len() as u64,
+            "the file ends inside its header",
+        ));
+    }
+    let header =
+        Header::decode_body(version, &body).ok_or_else(|| corrupt(14, "malformed header"))?;
+
+    let mut cap = Capture {
+        header,
+        ..Capture::default()
+    };
+    let mut offset = 14 + u64::from(header_len);
+    let mut ended = false;
+    loop {
+        let prefix = read_up_to(&mut r, FRAME_PREFIX_LEN)?;
+        if prefix.is_empty() {
+            break;
+        }
+        if ended {
+            return Err(corrupt(offset, "data after the end-of-capture record"));
+        }
+        if prefix.len() < FRAME_PREFIX_LEN {
+            cap.truncated = Some(format!("the file ends inside a record at byte {offset}"));
+            break;
+        }
+        let len = u32::from_le_bytes(prefix[1..5].try_into().expect("4 bytes"));
+        if len > MAX_FRAME_LEN {
+            return Err(corrupt(
+                offset,
+                &format!("record length {len} out of range"),
+            ));
+        }
+        let body = read_up_to(&mut r, len as usize)?;
+        if body.len() < len as usize {
+            cap.truncated = Some(format!("the file ends inside a record at byte {offset}"));
+            break;
+        }
+        let body_offset = offset + FRAME_PREFIX_LEN as u64;
+        match prefix[0] {
+            FRAME_THREAD_CHUNK => decode_chunk(&mut cap, &body)
+                .map_err(|(at, reason)| corrupt(body_offset + at as u64, &reason))?,
+            FRAME_END => {
+                cap.counters = decode_end(&body)
+                    .ok_or_else(|| corrupt(body_offset, "malformed end-of-capture record"))?;
+                ended = true;
+            }
+            other => return Err(corrupt(offset, &format!("unknown record type {other}"))),
+        }
+        offset = body_offset + u64::from(len);
+    }
+    if !ended && cap.truncated.is_none() {
+        cap.truncated =
+            Some("no end-of-capture record: the process was killed or is still running".into());
+    }
+    cap.bytes = offset;
+    // Within an epoch all events come from one thread, in file order; the stable sort keeps that.
+    cap.events.sort_by_key(|e| e.epoch);
+    Ok(cap)
+}
+
+fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
+    let mut dec = ChunkDecoder::new(body).map_err(|e| (0, format!("bad thread chunk: {e}")))?;
+    let (thread, time_ns) = (dec.header.thread, dec.header.start_ns);
+    cap.chunks += 1;
+    for rec in dec.by_ref() {
+        match rec.map_err(|e| (0, format!("bad record in thread chunk: {e}")))? {
+            Record::ThreadInfo { os_tid } => {
+                cap.threads.insert(thread, os_tid);
+            }
+            Record::Event {
+                kind,
+                epoch,
+                addr,
+                old_addr,
+                size,
+            } => {
+                cap.events.push(Event {
+                    kind,
+                    thread,
+                    epoch,
+                    addr,
+                    old_addr,
+                    size,
+                    time_ns,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn decode_end(body: &[u8]) -> Option<Vec<(String, u64)>> {
+    let mut c = Cursor::new(body);
+    let n = c.varint().ok()?;
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push((c.string().ok()?, c.varint().ok()?));
+    }
+    Some(out)
+}

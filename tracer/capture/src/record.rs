@@ -1,0 +1,482 @@
+//! Defines the records of a capture and how they are laid out, with the encoders the preload calls on
+//! its hot path and the matching decoder. The byte layout is documented in `docs/capture-format.md`.
+//!
+//! A capture is a header followed by *frames* (`type: u8, length: u32 LE, body`). Allocation events
+//! live in thread chunks: one frame per filled per-thread buffer, self-contained (its address deltas
+//! and its epoch start afresh), so a damaged or missing chunk never garbles the others.
+//!
+//! Inside a chunk each record starts with a token byte:
+//!
+//! ```text
+//!   bit 7   6        5 4 3 2 1 0
+//!       0   E        k k k k k k      k = record kind (see `Kind`), E = a new order epoch follows
+//! ```
+//!
+//! Event records then carry, in order: the epoch delta (only when E is set), the address as a zig-zag
+//! delta from the previous address in the chunk, and (allocations only) the size. A `realloc` carries
+//! the old address (delta from the previous address), the new address (delta from the old) and the
+//! size. A `munmap` carries its length.
+
+use crate::varint::{put_varint, zigzag, Cursor, CursorError};
+
+/// The first eight bytes of every capture.
+pub const MAGIC: &[u8; 8] = b"ALLOCTRC";
+/// Version history:
+/// - 1: first version (header, thread chunks, end record).
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Frame types.
+pub const FRAME_THREAD_CHUNK: u8 = 1;
+pub const FRAME_END: u8 = 2;
+/// Type byte plus the `u32` length.
+pub const FRAME_PREFIX_LEN: usize = 5;
+
+/// Token bit: the record carries a new order epoch (as a delta from the chunk's current one).
+pub const TOKEN_NEW_EPOCH: u8 = 0x40;
+const TOKEN_KIND_MASK: u8 = 0x3f;
+
+/// Room one event record can take: token plus four varints.
+pub const MAX_EVENT_RECORD_LEN: usize = 1 + 4 * crate::varint::MAX_VARINT_LEN;
+/// Room a chunk's header can take: frame prefix plus three varints.
+pub const MAX_CHUNK_HEADER_LEN: usize = FRAME_PREFIX_LEN + 3 * crate::varint::MAX_VARINT_LEN;
+
+/// What a record is. Allocation kinds are also the "allocator" that `tracer stats` counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum Kind {
+    Malloc = 1,
+    Calloc = 2,
+    Realloc = 3,
+    PosixMemalign = 4,
+    AlignedAlloc = 5,
+    Memalign = 6,
+    Valloc = 7,
+    Pvalloc = 8,
+    Mmap = 9,
+    PymallocMalloc = 10,
+    PymallocCalloc = 11,
+    PymallocRealloc = 12,
+    Free = 16,
+    Munmap = 17,
+    PymallocFree = 18,
+    /// The OS thread id of the chunk's thread (written once per thread).
+    ThreadInfo = 32,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 16] = [
+        Kind::Malloc,
+        Kind::Calloc,
+        Kind::Realloc,
+        Kind::PosixMemalign,
+        Kind::AlignedAlloc,
+        Kind::Memalign,
+        Kind::Valloc,
+        Kind::Pvalloc,
+        Kind::Mmap,
+        Kind::PymallocMalloc,
+        Kind::PymallocCalloc,
+        Kind::PymallocRealloc,
+        Kind::Free,
+        Kind::Munmap,
+        Kind::PymallocFree,
+        Kind::ThreadInfo,
+    ];
+
+    pub fn from_u8(v: u8) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| *k as u8 == v)
+    }
+
+    /// The name `tracer stats` prints (the C function, or `pymalloc_*`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Malloc => "malloc",
+            Kind::Calloc => "calloc",
+            Kind::Realloc => "realloc",
+            Kind::PosixMemalign => "posix_memalign",
+            Kind::AlignedAlloc => "aligned_alloc",
+            Kind::Memalign => "memalign",
+            Kind::Valloc => "valloc",
+            Kind::Pvalloc => "pvalloc",
+            Kind::Mmap => "mmap",
+            Kind::PymallocMalloc => "pymalloc_malloc",
+            Kind::PymallocCalloc => "pymalloc_calloc",
+            Kind::PymallocRealloc => "pymalloc_realloc",
+            Kind::Free => "free",
+            Kind::Munmap => "munmap",
+            Kind::PymallocFree => "pymalloc_free",
+            Kind::ThreadInfo => "thread_info",
+        }
+    }
+
+    pub fn is_free(self) -> bool {
+        matches!(self, Kind::Free | Kind::Munmap | Kind::PymallocFree)
+    }
+
+    pub fn is_realloc(self) -> bool {
+        matches!(self, Kind::Realloc | Kind::PymallocRealloc)
+    }
+
+    /// Python allocator events (recorded with `--trace-python-allocators`).
+    pub fn is_pymalloc(self) -> bool {
+        matches!(
+            self,
+            Kind::PymallocMalloc
+                | Kind::PymallocCalloc
+                | Kind::PymallocRealloc
+                | Kind::PymallocFree
+        )
+    }
+}
+
+/// Per-chunk encoder state: the previous address and the chunk's current epoch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChunkState {
+    pub prev_addr: u64,
+    pub epoch: u64,
+}
+
+/// Writes a chunk's frame prefix (length left as zero, patched by [`finish_chunk`]) and header.
+/// Returns the position after it. `out` must hold [`MAX_CHUNK_HEADER_LEN`] bytes.
+pub fn begin_chunk(out: &mut [u8], thread: u32, epoch: u64, start_ns: u64) -> (usize, ChunkState) {
+    out[0] = FRAME_THREAD_CHUNK;
+    out[1..5].fill(0);
+    let mut pos = FRAME_PREFIX_LEN;
+    pos = put_varint(out, pos, u64::from(thread));
+    pos = put_varint(out, pos, epoch);
+    pos = put_varint(out, pos, start_ns);
+    (
+        pos,
+        ChunkState {
+            prev_addr: 0,
+            epoch,
+        },
+    )
+}
+
+/// Patches the frame length of a chunk that ends at `len`.
+pub fn finish_chunk(out: &mut [u8], len: usize) {
+    let body = (len - FRAME_PREFIX_LEN) as u32;
+    out[1..5].copy_from_slice(&body.to_le_bytes());
+}
+
+#[inline(always)]
+fn put_token(out: &mut [u8], pos: usize, st: &mut ChunkState, kind: Kind, epoch: u64) -> usize {
+    if epoch == st.epoch {
+        out[pos] = kind as u8;
+        pos + 1
+    } else {
+        out[pos] = kind as u8 | TOKEN_NEW_EPOCH;
+        let delta = epoch.wrapping_sub(st.epoch);
+        st.epoch = epoch;
+        put_varint(out, pos + 1, delta)
+    }
+}
+
+#[inline(always)]
+fn put_addr(out: &mut [u8], pos: usize, st: &mut ChunkState, addr: u64) -> usize {
+    let delta = addr.wrapping_sub(st.prev_addr) as i64;
+    st.prev_addr = addr;
+    put_varint(out, pos, zigzag(delta))
+}
+
+/// Encodes an allocation (any kind but realloc and the frees). `out` must hold
+/// [`MAX_EVENT_RECORD_LEN`] bytes from `pos`.
+#[inline(always)]
+pub fn put_alloc(
+    out: &mut [u8],
+    pos: usize,
+    st: &mut ChunkState,
+    kind: Kind,
+    epoch: u64,
+    addr: u64,
+    size: u64,
+) -> usize {
+    let pos = put_token(out, pos, st, kind, epoch);
+    let pos = put_addr(out, pos, st, addr);
+    put_varint(out, pos, size)
+}
+
+/// Encodes a free (`free`, `pymalloc_free`).
+#[inline(always)]
+pub fn put_free(
+    out: &mut [u8],
+    pos: usize,
+    st: &mut ChunkState,
+    kind: Kind,
+    epoch: u64,
+    addr: u64,
+) -> usize {
+    let pos = put_token(out, pos, st, kind, epoch);
+    put_addr(out, pos, st, addr)
+}
+
+/// Encodes a `munmap` of `len` bytes at `addr`.
+pub fn put_munmap(
+    out: &mut [u8],
+    pos: usize,
+    st: &mut ChunkState,
+    epoch: u64,
+    addr: u64,
+    len: u64,
+) -> usize {
+    let pos = put_free(out, pos, st, Kind::Munmap, epoch, addr);
+    put_varint(out, pos, len)
+}
+
+/// Encodes a realloc from `old` (0: none) to `new` (0: the block was freed) of `size` bytes.
+#[inline(always)]
+pub fn put_realloc(
+    out: &mut [u8],
+    pos: usize,
+    st: &mut ChunkState,
+    kind: Kind,
+    epoch: u64,
+    old: u64,
+    new: u64,
+    size: u64,
+) -> usize {
+    let pos = put_token(out, pos, st, kind, epoch);
+    let pos = put_addr(out, pos, st, old);
+    let pos = put_addr(out, pos, st, new);
+    put_varint(out, pos, size)
+}
+
+/// Encodes the chunk thread's OS thread id.
+pub fn put_thread_info(out: &mut [u8], pos: usize, os_tid: u64) -> usize {
+    out[pos] = Kind::ThreadInfo as u8;
+    put_varint(out, pos + 1, os_tid)
+}
+
+/// One decoded record of a thread chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// An allocation, free or realloc. For frees `size` is 0 (munmap: the length); for reallocs
+    /// `old_addr` is the block given back (0 for none).
+    Event {
+        kind: Kind,
+        epoch: u64,
+        addr: u64,
+        old_addr: u64,
+        size: u64,
+    },
+    ThreadInfo {
+        os_tid: u64,
+    },
+}
+
+/// Why a chunk could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    #[error("record ends past the end of its chunk")]
+    Eof,
+    #[error("varint longer than 64 bits")]
+    Overlong,
+    #[error("unknown record kind {0}")]
+    UnknownKind(u8),
+}
+
+impl From<CursorError> for ChunkError {
+    fn from(e: CursorError) -> Self {
+        match e {
+            CursorError::Eof => ChunkError::Eof,
+            CursorError::Overlong => ChunkError::Overlong,
+        }
+    }
+}
+
+/// The header of a chunk, as [`begin_chunk`] wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkHeader {
+    pub thread: u32,
+    pub epoch: u64,
+    pub start_ns: u64,
+}
+
+/// Decodes the records of one chunk body (the bytes after the frame prefix).
+pub struct ChunkDecoder<'a> {
+    cur: Cursor<'a>,
+    st: ChunkState,
+    pub header: ChunkHeader,
+}
+
+impl<'a> ChunkDecoder<'a> {
+    pub fn new(body: &'a [u8]) -> Result<Self, ChunkError> {
+        let mut cur = Cursor::new(body);
+        let thread = u32::try_from(cur.varint()?).map_err(|_| ChunkError::Overlong)?;
+        let epoch = cur.varint()?;
+        let start_ns = cur.varint()?;
+        Ok(ChunkDecoder {
+            cur,
+            st: ChunkState {
+                prev_addr: 0,
+                epoch,
+            },
+            header: ChunkHeader {
+                thread,
+                epoch,
+                start_ns,
+            },
+        })
+    }
+
+    fn addr(&mut self) -> Result<u64, ChunkError> {
+        let delta = self.cur.signed()?;
+        self.st.prev_addr = self.st.prev_addr.wrapping_add(delta as u64);
+        Ok(self.st.prev_addr)
+    }
+
+    fn next_record(&mut self) -> Result<Record, ChunkError> {
+        let token = self.cur.u8()?;
+        let kind = Kind::from_u8(token & TOKEN_KIND_MASK).ok_or(ChunkError::UnknownKind(token))?;
+        if token & !(TOKEN_KIND_MASK | TOKEN_NEW_EPOCH) != 0 {
+            return Err(ChunkError::UnknownKind(token));
+        }
+        if kind == Kind::ThreadInfo {
+            return Ok(Record::ThreadInfo {
+                os_tid: self.cur.varint()?,
+            });
+        }
+        if token & TOKEN_NEW_EPOCH != 0 {
+            self.st.epoch = self.st.epoch.wrapping_add(self.cur.varint()?);
+        }
+        let epoch = self.st.epoch;
+        let (addr, old_addr, size) = if kind.is_realloc() {
+            let old = self.addr()?;
+            let new = self.addr()?;
+            (new, old, self.cur.varint()?)
+        } else if kind == Kind::Munmap {
+            (self.addr()?, 0, self.cur.varint()?)
+        } else if kind.is_free() {
+            (self.addr()?, 0, 0)
+        } else {
+            (self.addr()?, 0, self.cur.varint()?)
+        };
+        Ok(Record::Event {
+            kind,
+            epoch,
+            addr,
+            old_addr,
+            size,
+        })
+    }
+}
+
+impl Iterator for ChunkDecoder<'_> {
+    type Item = Result<Record, ChunkError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.cur.is_empty() {
+            return None;
+        }
+        let r = self.next_record();
+        if r.is_err() {
+            // One error ends the chunk: nothing after it can be trusted.
+            self.cur = Cursor::new(&[]);
+        }
+        Some(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_roundtrip() {
+        let mut buf = vec![0u8; 4096];
+        let (mut pos, mut st) = begin_chunk(&mut buf, 3, 7, 1000);
+        pos = put_thread_info(&mut buf, pos, 4242);
+        pos = put_alloc(
+            &mut buf,
+            pos,
+            &mut st,
+            Kind::Malloc,
+            7,
+            0x7f00_0000_1000,
+            123,
+        );
+        pos = put_alloc(
+            &mut buf,
+            pos,
+            &mut st,
+            Kind::Calloc,
+            9,
+            0x7f00_0000_0800,
+            64,
+        );
+        pos = put_realloc(
+            &mut buf,
+            pos,
+            &mut st,
+            Kind::Realloc,
+            9,
+            0x7f00_0000_1000,
+            0x5555_0000,
+            4000,
+        );
+        pos = put_free(&mut buf, pos, &mut st, Kind::Free, 12, 0x5555_0000);
+        pos = put_munmap(&mut buf, pos, &mut st, 12, 0x7f12_3456_0000, 1 << 20);
+        finish_chunk(&mut buf, pos);
+        assert_eq!(buf[0], FRAME_THREAD_CHUNK);
+        let len = u32::from_le_bytes(buf[1..5].try_into().unwrap()) as usize;
+        assert_eq!(len, pos - FRAME_PREFIX_LEN);
+        let mut dec = ChunkDecoder::new(&buf[FRAME_PREFIX_LEN..pos]).unwrap();
+        assert_eq!(
+            dec.header,
+            ChunkHeader {
+                thread: 3,
+                epoch: 7,
+                start_ns: 1000
+            }
+        );
+        let recs: Vec<Record> = dec.by_ref().map(|r| r.unwrap()).collect();
+        let ev = |kind, epoch, addr, old_addr, size| Record::Event {
+            kind,
+            epoch,
+            addr,
+            old_addr,
+            size,
+        };
+        assert_eq!(
+            recs,
+            vec![
+                Record::ThreadInfo { os_tid: 4242 },
+                ev(Kind::Malloc, 7, 0x7f00_0000_1000, 0, 123),
+                ev(Kind::Calloc, 9, 0x7f00_0000_0800, 0, 64),
+                ev(Kind::Realloc, 9, 0x5555_0000, 0x7f00_0000_1000, 4000),
+                ev(Kind::Free, 12, 0x5555_0000, 0, 0),
+                ev(Kind::Munmap, 12, 0x7f12_3456_0000, 0, 1 << 20),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_kind_is_an_error_and_ends_the_chunk() {
+        let body = [1u8, 0, 0, 0x3e, 0x01];
+        let mut dec = ChunkDecoder::new(&body).unwrap();
+        assert_eq!(dec.next(), Some(Err(ChunkError::UnknownKind(0x3e))));
+        assert_eq!(dec.next(), None);
+    }
+
+    #[test]
+    fn repeated_small_allocations_take_few_bytes() {
+        let mut buf = vec![0u8; 1 << 16];
+        let (start, mut st) = begin_chunk(&mut buf, 0, 0, 0);
+        let mut pos = start;
+        for i in 0..1000u64 {
+            pos = put_alloc(
+                &mut buf,
+                pos,
+                &mut st,
+                Kind::Malloc,
+                0,
+                0x5000_0000 + i * 128,
+                123,
+            );
+        }
+        // The first address is a 5-byte delta from 0; then token + 2-byte delta + 1-byte size.
+        assert_eq!(pos - start, 7 + 999 * 4);
+    }
+}

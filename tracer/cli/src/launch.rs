@@ -1,0 +1,144 @@
+//! Provides `tracer run` and `tracer env`: the environment that loads the preload library into a
+//! program, and running the program under it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+use crate::{EnvArgs, ModeArgs, RunArgs};
+
+/// `libtracer.so`: `$TRACER_LIBRARY`, or next to this executable (where `cargo build` puts both), or in
+/// its `deps/` folder (where `cargo test` puts it, as a dev-dependency of this crate).
+pub fn find_library() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("TRACER_LIBRARY") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            bail!("TRACER_LIBRARY={} is not a file", p.display());
+        }
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().context("cannot find the tracer executable")?;
+    let lib = exe.with_file_name("libtracer.so");
+    let in_deps = exe.with_file_name("deps").join("libtracer.so");
+    if lib.is_file() {
+        return Ok(lib);
+    }
+    if in_deps.is_file() {
+        return Ok(in_deps);
+    }
+    bail!(
+        "cannot find {} (build it with `cargo build -p tracer-preload`, or set TRACER_LIBRARY)",
+        lib.display()
+    )
+}
+
+/// The variables that trace a process writing `output` in the given mode.
+pub fn tracer_env(output: &Path, mode: &ModeArgs) -> Result<Vec<(String, OsString)>> {
+    let lib = find_library()?;
+    let output = std::path::absolute(output).context("cannot make the capture path absolute")?;
+    let mut preload = lib.into_os_string();
+    if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+        preload.push(":");
+        preload.push(existing);
+    }
+    let mut env = vec![
+        ("LD_PRELOAD".to_string(), preload),
+        ("TRACER_OUTPUT".to_string(), output.into_os_string()),
+        (
+            "TRACER_STACK_SOURCE".to_string(),
+            mode.stack_source.as_str().into(),
+        ),
+    ];
+    let flag = |on: bool| OsString::from(if on { "1" } else { "0" });
+    env.push((
+        "TRACER_PYTHON_ALLOCATORS".into(),
+        flag(mode.trace_python_allocators),
+    ));
+    env.push(("TRACER_NATIVE".into(), flag(mode.native)));
+    env.push(("TRACER_FOLLOW_EXEC".into(), flag(mode.follow_exec)));
+    Ok(env)
+}
+
+pub fn print_env(args: EnvArgs) -> Result<()> {
+    for (key, value) in tracer_env(&args.output, &args.mode)? {
+        println!("{key}={}", value.to_string_lossy());
+    }
+    Ok(())
+}
+
+fn default_output(args: &RunArgs) -> PathBuf {
+    let name = if let Some(m) = &args.module {
+        m.clone()
+    } else {
+        args.args
+            .first()
+            .map(|a| {
+                Path::new(a)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    };
+    PathBuf::from(format!("tracer-{name}.{}.bin", std::process::id()))
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    if args.module.is_none() && args.args.is_empty() {
+        bail!("nothing to run: give a script, -m MODULE, or --exec PROGRAM");
+    }
+    let output = args.output.clone().unwrap_or_else(|| default_output(&args));
+    if output.symlink_metadata().is_ok() {
+        if !args.force {
+            bail!(
+                "{} already exists (use --force to overwrite it)",
+                output.display()
+            );
+        }
+        std::fs::remove_file(&output)
+            .with_context(|| format!("cannot remove {}", output.display()))?;
+    }
+    let mut cmd = if args.exec {
+        let mut c = Command::new(&args.args[0]);
+        c.args(&args.args[1..]);
+        c
+    } else {
+        let mut c = Command::new(&args.python);
+        if let Some(m) = &args.module {
+            c.arg("-m").arg(m);
+        }
+        c.args(&args.args);
+        c
+    };
+    cmd.envs(tracer_env(&output, &args.mode)?);
+    // Ctrl-C reaches the traced program through the terminal; this process waits to report. A handler
+    // (unlike SIG_IGN) is reset in the child by exec, so the program keeps its default behaviour.
+    // SAFETY: installing a handler that does nothing is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            ignore_signal as *const () as libc::sighandler_t,
+        )
+    };
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
+    if output.is_file() {
+        eprintln!(
+            "tracer: wrote {}; read it with `tracer stats {}`",
+            output.display(),
+            output.display()
+        );
+    } else {
+        eprintln!("tracer: no capture was written to {}", output.display());
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Ok(ExitCode::from(code as u8))
+}

@@ -1,0 +1,72 @@
+//! Provides [`Config`]: the `TRACER_*` environment variables, read once when the library loads
+//! (the variables are listed in `docs/architecture.md`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use tracer_capture::header::{MODE_NATIVE, MODE_PYTHON_ALLOCATORS};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the capture goes; `None` disables the tracer.
+    pub output: Option<PathBuf>,
+    pub python_allocators: bool,
+    pub native: bool,
+    pub stack_source: String,
+    /// Keep `LD_PRELOAD` for exec'ed children.
+    pub follow_exec: bool,
+    /// Set in an exec'ed child of a traced process: the capture name gets `.<pid>` appended.
+    pub exec_child: bool,
+}
+
+fn flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+impl Config {
+    pub fn from_env() -> Config {
+        Config {
+            output: std::env::var_os("TRACER_OUTPUT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            python_allocators: flag("TRACER_PYTHON_ALLOCATORS"),
+            native: flag("TRACER_NATIVE"),
+            stack_source: std::env::var("TRACER_STACK_SOURCE").unwrap_or_else(|_| "walk".into()),
+            follow_exec: flag("TRACER_FOLLOW_EXEC"),
+            exec_child: flag("TRACER_EXEC_CHILD"),
+        }
+    }
+
+    pub fn mode_flags(&self) -> u64 {
+        (if self.python_allocators {
+            MODE_PYTHON_ALLOCATORS
+        } else {
+            0
+        }) | (if self.native { MODE_NATIVE } else { 0 })
+    }
+}
+
+/// Removes this library from `LD_PRELOAD` so that exec'ed children run untraced (or, when children are
+/// followed, marks them as children so they write their own capture). Runs before `main`, so the
+/// program's copy of the environment (Python's `os.environ`) already sees the change.
+pub fn adjust_child_environment(cfg: &Config) {
+    if cfg.follow_exec {
+        std::env::set_var("TRACER_EXEC_CHILD", "1");
+        return;
+    }
+    let Some(preload) = std::env::var_os("LD_PRELOAD") else {
+        return;
+    };
+    let kept: Vec<&str> = preload
+        .to_str()
+        .unwrap_or("")
+        .split([':', ' '])
+        .filter(|entry| !entry.is_empty() && !entry.ends_with("libtracer.so"))
+        .collect();
+    if kept.is_empty() {
+        std::env::remove_var("LD_PRELOAD");
+    } else {
+        std::env::set_var("LD_PRELOAD", OsString::from(kept.join(":")));
+    }
+    std::env::remove_var("TRACER_OUTPUT");
+}

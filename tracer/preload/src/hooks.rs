@@ -1,0 +1,192 @@
+//! Defines every exported allocator entry point (the whole ABI surface of `libtracer.so` is the list in
+//! `lib.rs`). Each hook forwards to glibc's real function and reports through one funnel,
+//! `track::with_buffer`. Frees are recorded before the real call and allocations after it, so an
+//! address is never seen handed out again before the free that released it (see `order.rs`).
+
+use libc::{c_int, c_void, off_t, size_t};
+use tracer_capture::Kind;
+
+use crate::libc_alloc::*;
+use crate::{lifecycle, track};
+
+#[inline(always)]
+fn on_allocation(kind: Kind, ptr: *mut c_void, size: size_t) {
+    if !ptr.is_null() {
+        track::with_buffer(|b| b.allocation(kind, ptr as u64, size as u64));
+    }
+}
+
+#[inline(always)]
+fn on_free(ptr: *mut c_void) {
+    if !ptr.is_null() {
+        track::with_buffer(|b| b.free(Kind::Free, ptr as u64));
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
+    let ptr = __libc_malloc(size);
+    on_allocation(Kind::Malloc, ptr, size);
+    ptr
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    on_free(ptr);
+    __libc_free(ptr)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
+    let ptr = __libc_calloc(n, size);
+    // A product that overflows makes glibc return NULL, so it is never recorded.
+    on_allocation(Kind::Calloc, ptr, n.wrapping_mul(size));
+    ptr
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: size_t) -> *mut c_void {
+    // The epoch is taken before the real call: once glibc releases the old block another thread may
+    // get it back, and its record must come after this one.
+    let mut epoch = None;
+    track::with_buffer(|b| epoch = Some(b.epoch()));
+    let new = __libc_realloc(ptr, size);
+    if let Some(epoch) = epoch {
+        // NULL with size 0 means glibc freed the block; NULL otherwise means failure (old block kept).
+        if !new.is_null() || (size == 0 && !ptr.is_null()) {
+            let size = if new.is_null() { 0 } else { size as u64 };
+            track::with_buffer(|b| b.realloc(Kind::Realloc, epoch, ptr as u64, new as u64, size));
+        }
+    }
+    new
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: size_t, size: size_t) -> *mut c_void {
+    match n.checked_mul(size) {
+        Some(total) => realloc(ptr, total),
+        None => {
+            *libc::__errno_location() = libc::ENOMEM;
+            std::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(
+    out: *mut *mut c_void,
+    align: size_t,
+    size: size_t,
+) -> c_int {
+    if !align.is_power_of_two() || align % std::mem::size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    let ptr = __libc_memalign(align, size);
+    if ptr.is_null() {
+        return libc::ENOMEM;
+    }
+    *out = ptr;
+    on_allocation(Kind::PosixMemalign, ptr, size);
+    0
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
+    // glibc 2.36's aligned_alloc is memalign (it accepts any alignment); keep its behaviour.
+    let ptr = __libc_memalign(align, size);
+    on_allocation(Kind::AlignedAlloc, ptr, size);
+    ptr
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
+    let ptr = __libc_memalign(align, size);
+    on_allocation(Kind::Memalign, ptr, size);
+    ptr
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
+    let ptr = __libc_valloc(size);
+    on_allocation(Kind::Valloc, ptr, size);
+    ptr
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
+    let ptr = __libc_pvalloc(size);
+    on_allocation(Kind::Pvalloc, ptr, size);
+    ptr
+}
+
+// mmap & co go straight to the system call: glibc's wrappers do nothing more on x86_64, and this needs
+// no dlsym (which can allocate) before the real functions are known.
+
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    let ptr = libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void;
+    if ptr != libc::MAP_FAILED {
+        on_allocation(Kind::Mmap, ptr, len);
+    }
+    ptr
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    mmap(addr, len, prot, flags, fd, off)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
+    track::with_buffer(|b| b.munmap(addr as u64, len as u64));
+    libc::syscall(libc::SYS_munmap, addr, len) as c_int
+}
+
+/// `mremap` is variadic in C; the fifth argument is read only with `MREMAP_FIXED`, and on x86_64 a
+/// variadic call passes it in the same register, so a fixed signature forwards it faithfully.
+#[no_mangle]
+pub unsafe extern "C" fn mremap(
+    old: *mut c_void,
+    old_len: size_t,
+    new_len: size_t,
+    flags: c_int,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    let ptr =
+        libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void;
+    if ptr != libc::MAP_FAILED {
+        track::with_buffer(|b| {
+            b.munmap(old as u64, old_len as u64);
+            b.allocation(Kind::Mmap, ptr as u64, new_len as u64);
+        });
+    }
+    ptr
+}
+
+/// `os._exit` and friends skip `atexit` and destructors: finish the capture first.
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    lifecycle::on_immediate_exit();
+    loop {
+        libc::syscall(libc::SYS_exit_group, status);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    _exit(status)
+}

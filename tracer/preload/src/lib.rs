@@ -1,0 +1,32 @@
+//! The allocation tracer's `LD_PRELOAD` library (`libtracer.so`).
+//!
+//! Loaded into a program, it interposes the malloc family and `mmap`/`munmap`, and records every call
+//! made while tracing is on into per-thread buffers that a background thread streams to the capture
+//! file (`TRACER_OUTPUT`). The format lives in the `tracer-capture` crate; the configuration and the
+//! contract with `tracer run` are in `docs/architecture.md`.
+//!
+//! Modules: `hooks` (the exported entry points), `track` (the funnel and thread lifecycle), `buffer`
+//! (a thread's chunk), `order` (cross-thread order), `writer` (queue, file, exit, fork), `lifecycle`
+//! (constructor, destructor, fork handlers), `tls` (per-thread state), `libc_alloc` (glibc's real
+//! allocator and the library's own), `config`, `state`, `clock`.
+
+mod buffer;
+mod clock;
+mod config;
+mod hooks;
+mod libc_alloc;
+mod lifecycle;
+mod order;
+mod state;
+mod tls;
+mod track;
+mod writer;
+
+/// Every symbol the library exports.
+pub use hooks::{
+    _Exit, _exit, aligned_alloc, calloc, free, malloc, memalign, mmap, mmap64, mremap, munmap,
+    posix_memalign, pvalloc, realloc, reallocarray, valloc,
+};
+
+#[global_allocator]
+static ALLOCATOR: libc_alloc::LibcAllocator = libc_alloc::LibcAllocator;

@@ -1,0 +1,98 @@
+//! Provides the funnel every hook goes through: checks that cost a load or two, then the calling
+//! thread's buffer. Threads get a buffer on their first event and hand it back at exit (a pthread key
+//! destructor, which POSIX runs after the thread's other TLS destructors have had their turn).
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::OnceLock;
+
+use crate::buffer::ThreadBuffer;
+use crate::tls::{self, Guard, STATUS_ATTACHED, STATUS_EXITED, STATUS_NEW};
+use crate::{state, writer};
+
+static NEXT_THREAD: AtomicU32 = AtomicU32::new(0);
+static EXIT_KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
+
+/// Runs `f` on the calling thread's buffer, unless tracing is off or this thread is already inside
+/// the tracer (nested allocator layers, the tracer's own work, a signal handler interrupting a hook).
+#[inline(always)]
+pub fn with_buffer(f: impl FnOnce(&mut ThreadBuffer)) {
+    if !state::recording() {
+        return;
+    }
+    let Some(guard) = Guard::acquire() else {
+        return;
+    };
+    let ts = guard.thread_state();
+    // SAFETY: `ts` is this thread's state; while ATTACHED its buffer belongs to this thread alone.
+    unsafe {
+        if (*ts).status == STATUS_ATTACHED {
+            f(&mut *(*ts).buffer);
+        } else {
+            slow_path(ts, f);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn slow_path(ts: *mut tls::ThreadState, f: impl FnOnce(&mut ThreadBuffer)) {
+    match (*ts).status {
+        STATUS_NEW => {
+            let thread = NEXT_THREAD.fetch_add(1, Relaxed);
+            let tb = Box::into_raw(ThreadBuffer::new(thread, gettid()));
+            writer::register(tb);
+            if let Some(key) = EXIT_KEY.get() {
+                libc::pthread_setspecific(*key, tb.cast());
+            }
+            (*ts).thread = thread;
+            (*ts).buffer = tb;
+            (*ts).status = STATUS_ATTACHED;
+            f(&mut *tb);
+        }
+        STATUS_EXITED => {
+            // The thread is past its buffer's destructor (glibc frees its last blocks after TLS
+            // destructors): record into a one-off chunk.
+            writer::LATE_EVENTS.fetch_add(1, Relaxed);
+            let mut tb = ThreadBuffer::new((*ts).thread, gettid());
+            f(&mut tb);
+            tb.close();
+        }
+        _ => {}
+    }
+}
+
+fn gettid() -> u64 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() as u64 }
+}
+
+/// Registers the thread-exit destructor (once, at load).
+pub fn init_thread_exit_key() {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; `on_thread_exit` matches the destructor signature.
+    if unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } == 0 {
+        let _ = EXIT_KEY.set(key);
+    }
+}
+
+unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
+    let ts = tls::state();
+    let tb = value as *mut ThreadBuffer;
+    if (*ts).status != STATUS_ATTACHED || (*ts).buffer != tb {
+        return;
+    }
+    let previous = (*ts).guard;
+    (*ts).guard = 1;
+    writer::unregister(tb);
+    (*ts).status = STATUS_EXITED;
+    (*ts).buffer = std::ptr::null_mut();
+    Box::from_raw(tb).close();
+    (*ts).guard = previous;
+}
+
+/// The calling thread's buffer, if it has one (for fork handling).
+pub fn current_buffer() -> Option<*mut ThreadBuffer> {
+    let ts = tls::state();
+    // SAFETY: this thread's own state.
+    unsafe { ((*ts).status == STATUS_ATTACHED).then(|| (*ts).buffer) }
+}

@@ -1,0 +1,313 @@
+//! Provides the writer: full chunks queue up here and a background thread streams them to the capture
+//! file with large `write`s. Also the end of a capture (`finish`: the exit flush and the end record) and
+//! what `fork` needs (locks held across it, a fresh file in the child).
+//!
+//! Locks are always taken in the order `SINK` then `QUEUE`. Producers take only `QUEUE`, once per
+//! chunk (about every few thousand events). If the writer falls behind by `MAX_BACKLOG` chunks, the
+//! producing thread writes the backlog itself: memory stays bounded and no event is dropped.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use parking_lot::{Condvar, Mutex};
+use tracer_capture::header::{encode_end, Header};
+use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
+
+use crate::buffer::{ThreadBuffer, CHUNK_CAPACITY};
+use crate::state::{self, State};
+use crate::tls;
+
+/// Chunks allowed to wait for the writer thread (4 MiB).
+const MAX_BACKLOG: usize = 64;
+
+/// The open capture file.
+struct Sink {
+    fd: libc::c_int,
+    path: PathBuf,
+}
+
+struct Pending {
+    data: Vec<u8>,
+    len: usize,
+}
+
+/// A registered thread buffer (only dereferenced under the `QUEUE` lock, see `finish`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct BufferPtr(*mut ThreadBuffer);
+// SAFETY: the pointer is only used under the QUEUE lock, and only to read the buffer's `Shared` atomics.
+unsafe impl Send for BufferPtr {}
+
+struct Queue {
+    pending: VecDeque<Pending>,
+    pool: Vec<Vec<u8>>,
+    registry: Vec<BufferPtr>,
+    closed: bool,
+    writer_running: bool,
+}
+
+static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+static QUEUE: Mutex<Queue> = Mutex::new(Queue {
+    pending: VecDeque::new(),
+    pool: Vec::new(),
+    registry: Vec::new(),
+    closed: false,
+    writer_running: false,
+});
+static WAKE: Condvar = Condvar::new();
+
+/// The tracer's own counters, written in the end-of-capture record.
+pub static CHUNKS_WRITTEN: AtomicU64 = AtomicU64::new(0);
+pub static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
+pub static DIRECT_DRAINS: AtomicU64 = AtomicU64::new(0);
+pub static THREADS: AtomicU64 = AtomicU64::new(0);
+pub static LATE_EVENTS: AtomicU64 = AtomicU64::new(0);
+
+/// Creates the capture exclusively (never through a symlink, never over an existing file, mode 0600)
+/// and writes its header.
+pub fn open(path: &Path, header: &Header) -> Result<(), String> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| "path contains a NUL byte".to_string())?;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `c_path` is a valid NUL-terminated string.
+    let fd = unsafe { libc::open(c_path.as_ptr(), flags, 0o600 as libc::c_uint) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    let sink = Sink {
+        fd,
+        path: path.to_path_buf(),
+    };
+    write_all(&sink, &header.encode()).map_err(|e| e.to_string())?;
+    *SINK.lock() = Some(sink);
+    QUEUE.lock().closed = false;
+    Ok(())
+}
+
+fn write_all(sink: &Sink, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid slice; `fd` is the capture's descriptor.
+        let n = unsafe { libc::write(sink.fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "write returned 0",
+            ));
+        }
+        BYTES_WRITTEN.fetch_add(n as u64, Relaxed);
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
+}
+
+/// Writes `bytes`; on failure says so once on stderr, stops tracing and closes the file.
+fn write_or_stop(sink: &mut Option<Sink>, bytes: &[u8]) {
+    let Some(s) = sink.as_ref() else { return };
+    if let Err(err) = write_all(s, bytes) {
+        let msg = format!(
+            "tracer: cannot write capture {}: {err}; tracing stopped, the program continues\n",
+            s.path.display()
+        );
+        state::stderr_line(&msg);
+        state::set(State::Failed);
+        // SAFETY: closing our own descriptor once; the sink is dropped right after.
+        unsafe { libc::close(s.fd) };
+        *sink = None;
+    }
+}
+
+/// An empty chunk, from the pool when one is there.
+pub fn take_empty_chunk() -> Vec<u8> {
+    QUEUE
+        .lock()
+        .pool
+        .pop()
+        .unwrap_or_else(|| vec![0u8; CHUNK_CAPACITY])
+}
+
+/// Returns an unused chunk to the pool.
+pub fn give_back(chunk: Vec<u8>) {
+    QUEUE.lock().pool.push(chunk);
+}
+
+/// Queues a full chunk (the first `len` bytes of `data`) and returns an empty one.
+pub fn submit(mut data: Vec<u8>, len: usize, has_records: bool) -> Vec<u8> {
+    let mut q = QUEUE.lock();
+    if !has_records || q.closed {
+        return data;
+    }
+    record::finish_chunk(&mut data, len);
+    q.pending.push_back(Pending { data, len });
+    let direct = !q.writer_running || q.pending.len() > MAX_BACKLOG;
+    let empty = q.pool.pop();
+    drop(q);
+    if direct {
+        DIRECT_DRAINS.fetch_add(1, Relaxed);
+        drain();
+    } else {
+        WAKE.notify_one();
+    }
+    empty.unwrap_or_else(|| vec![0u8; CHUNK_CAPACITY])
+}
+
+/// Writes every queued chunk.
+fn drain() {
+    let mut sink = SINK.lock();
+    let batch: Vec<Pending> = QUEUE.lock().pending.drain(..).collect();
+    let mut done = Vec::with_capacity(batch.len());
+    for p in batch {
+        write_or_stop(&mut sink, &p.data[..p.len]);
+        CHUNKS_WRITTEN.fetch_add(1, Relaxed);
+        done.push(p.data);
+    }
+    drop(sink);
+    QUEUE.lock().pool.extend(done);
+}
+
+/// Starts the background writer thread.
+pub fn start_writer_thread() {
+    let spawned = std::thread::Builder::new()
+        .name("tracer-writer".into())
+        .spawn(|| {
+            // Allocations glibc makes on this thread are the tracer's own.
+            tls::guard_forever();
+            loop {
+                let mut q = QUEUE.lock();
+                while q.pending.is_empty() && !q.closed {
+                    WAKE.wait(&mut q);
+                }
+                if q.closed {
+                    return;
+                }
+                drop(q);
+                drain();
+            }
+        });
+    if spawned.is_ok() {
+        QUEUE.lock().writer_running = true;
+    }
+}
+
+pub fn register(tb: *mut ThreadBuffer) {
+    QUEUE.lock().registry.push(BufferPtr(tb));
+    THREADS.fetch_add(1, Relaxed);
+}
+
+pub fn unregister(tb: *mut ThreadBuffer) {
+    QUEUE.lock().registry.retain(|b| b.0 != tb);
+}
+
+/// Ends the capture: writes every queued chunk, what every live thread buffer holds, and the end
+/// record. Runs once, at exit (or `_exit`); events after it are not recorded.
+pub fn finish() {
+    if !state::stop() {
+        return;
+    }
+    let mut sink = SINK.lock();
+    let mut q = QUEUE.lock();
+    let pending: Vec<Pending> = q.pending.drain(..).collect();
+    for p in &pending {
+        write_or_stop(&mut sink, &p.data[..p.len]);
+        CHUNKS_WRITTEN.fetch_add(1, Relaxed);
+    }
+    for b in q.registry.clone() {
+        // SAFETY: registered buffers stay alive until they unregister, which needs the QUEUE lock we
+        // hold; their owners only write at or past `committed` and into the frame prefix, which are not
+        // read here, and cannot start a new chunk (that needs the QUEUE lock too).
+        let frame = unsafe { live_chunk(&(*b.0).shared) };
+        if let Some(frame) = frame {
+            write_or_stop(&mut sink, &frame);
+            CHUNKS_WRITTEN.fetch_add(1, Relaxed);
+        }
+    }
+    let counters = [
+        ("chunks_written", CHUNKS_WRITTEN.load(Relaxed)),
+        ("bytes_written", BYTES_WRITTEN.load(Relaxed)),
+        ("direct_drains", DIRECT_DRAINS.load(Relaxed)),
+        ("threads", THREADS.load(Relaxed)),
+        ("late_events", LATE_EVENTS.load(Relaxed)),
+    ];
+    write_or_stop(&mut sink, &encode_end(&counters));
+    q.closed = true;
+    WAKE.notify_all();
+    if let Some(s) = sink.take() {
+        // SAFETY: our own descriptor, closed once.
+        unsafe { libc::close(s.fd) };
+    }
+}
+
+/// The complete records of a live buffer as a chunk frame.
+///
+/// # Safety
+/// `shared` must belong to a registered buffer and the caller must hold the QUEUE lock.
+unsafe fn live_chunk(shared: &crate::buffer::Shared) -> Option<Vec<u8>> {
+    let data = shared.data.load(std::sync::atomic::Ordering::Acquire);
+    let start = shared
+        .records_start
+        .load(std::sync::atomic::Ordering::Acquire);
+    let end = shared.committed.load(std::sync::atomic::Ordering::Acquire);
+    if data.is_null() || end <= start {
+        return None;
+    }
+    let body = std::slice::from_raw_parts(data.add(FRAME_PREFIX_LEN), end - FRAME_PREFIX_LEN);
+    let mut frame = Vec::with_capacity(end);
+    frame.push(FRAME_THREAD_CHUNK);
+    frame.extend_from_slice(&((end - FRAME_PREFIX_LEN) as u32).to_le_bytes());
+    frame.extend_from_slice(body);
+    Some(frame)
+}
+
+/// `pthread_atfork` prepare: hold both locks across `fork` so the child gets them in a known state.
+pub fn before_fork() {
+    std::mem::forget(SINK.lock());
+    std::mem::forget(QUEUE.lock());
+}
+
+/// `pthread_atfork` parent.
+pub fn after_fork_in_parent() {
+    // SAFETY: `before_fork` locked both and forgot the guards; this thread still owns them.
+    unsafe {
+        QUEUE.force_unlock();
+        SINK.force_unlock();
+    }
+}
+
+/// `pthread_atfork` child: forget the parent's queue and other threads (the parent writes them), and
+/// open the child's own capture, `<name>.<pid>`. The writer thread did not survive the fork, so the
+/// child writes its chunks itself.
+pub fn after_fork_in_child(current: Option<*mut ThreadBuffer>, header: &Header) {
+    // SAFETY: as in `after_fork_in_parent`: the forking thread is the only one in the child.
+    unsafe {
+        QUEUE.force_unlock();
+        SINK.force_unlock();
+    }
+    let parent_sink = SINK.lock().take();
+    {
+        let mut q = QUEUE.lock();
+        let pending: Vec<Pending> = q.pending.drain(..).collect();
+        q.pool.extend(pending.into_iter().map(|p| p.data));
+        q.registry.retain(|b| Some(b.0) == current);
+        q.writer_running = false;
+    }
+    let Some(parent) = parent_sink else { return };
+    // SAFETY: the child's copy of the parent's descriptor, closed once.
+    unsafe { libc::close(parent.fd) };
+    let mut name = parent.path.into_os_string();
+    name.push(format!(".{}", header.pid));
+    if let Err(err) = open(Path::new(&name), header) {
+        state::stderr_line(&format!(
+            "tracer: cannot create capture {} for forked child: {err}; the child runs untraced\n",
+            Path::new(&name).display()
+        ));
+        state::set(State::Failed);
+    }
+}
