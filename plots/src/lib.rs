@@ -6,9 +6,12 @@
 //! them is split like criterion: pure statistics (`stats`), the kernel density estimate (`kde`),
 //! the plots (`plot`), the markdown pages (`report`), and the one module that reads files (`run`).
 
+pub mod analysis;
 pub mod format;
 pub mod kde;
 pub mod pyperf;
+pub mod report;
+pub mod run;
 pub mod stats;
 
 use std::path::{Path, PathBuf};

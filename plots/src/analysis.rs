@@ -1,0 +1,329 @@
+//! Provides the analysis of a loaded run: for every configuration but the baseline, the per-benchmark
+//! comparison (pyperf's normalized mean and t-test, the overhead distribution), the ALL row, the
+//! geometric mean, HPT, memory change, capture bytes per event, and the missing benchmarks with their
+//! reasons. Pure: it works on [`RunDir`] data and does no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use crate::pyperf::Benchmark;
+use crate::run::{ConfigInfo, RunDir, TracerLine};
+use crate::stats::hpt::{self, HptError, HptReport};
+use crate::stats::memory::{self, MemoryEntry, MemoryPair};
+use crate::stats::overhead::{self, Distribution, Summary};
+use crate::stats::ttest::{significance, Significance};
+use crate::stats::{geometric_mean, mean};
+
+/// One benchmark under one configuration, compared with the baseline.
+#[derive(Debug, Clone)]
+pub struct BenchRow {
+    /// Benchmark name.
+    pub name: String,
+    /// pyperformance tags (from the baseline's pyperf metadata, else run.json).
+    pub tags: Vec<String>,
+    /// Micro-benchmark (true) or macro-benchmark (`apps` tag).
+    pub micro: bool,
+    /// pyperf unit (`second` for timings).
+    pub unit: String,
+    /// Mean of the baseline's values.
+    pub baseline_mean: f64,
+    /// Mean of the configuration's values.
+    pub traced_mean: f64,
+    /// traced mean / baseline mean: pyperf's `norm_mean`.
+    pub norm_mean: f64,
+    /// pyperf's t-test of baseline against traced values.
+    pub significance: Significance,
+    /// The pairwise overhead ratios.
+    pub overhead: Distribution,
+    /// Their mean and quantiles.
+    pub summary: Summary,
+}
+
+/// A benchmark without a result for a configuration, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// Benchmark name.
+    pub name: String,
+    /// Why: the failures.jsonl reason(s), or the missing file/entry.
+    pub reason: String,
+}
+
+/// Capture size per recorded event, from `tracer/<config>/*.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CaptureCost {
+    /// Sum of `capture_bytes`.
+    pub bytes: u64,
+    /// Sum of `stats.events`.
+    pub events: u64,
+}
+
+impl CaptureCost {
+    /// Bytes per recorded event (allocation or free), `None` without events.
+    pub fn bytes_per_event(&self) -> Option<f64> {
+        (self.events > 0).then(|| self.bytes as f64 / self.events as f64)
+    }
+}
+
+/// Everything the report says about one configuration.
+#[derive(Debug, Clone)]
+pub struct ConfigAnalysis {
+    /// The configuration.
+    pub config: ConfigInfo,
+    /// Benchmarks compared, in run.json order.
+    pub rows: Vec<BenchRow>,
+    /// Benchmarks without a comparison.
+    pub missing: Vec<Missing>,
+    /// Every row's ratios pooled, sorted (the ALL row).
+    pub all: Vec<f64>,
+    /// Mean and quantiles of `all`, `None` when no benchmark was compared.
+    pub all_summary: Option<Summary>,
+    /// Geometric mean of the rows' `norm_mean` (pyperf's "Geometric mean", all rows, significant
+    /// or not), `None` without rows.
+    pub geometric_mean: Option<f64>,
+    /// HPT over the compared benchmarks.
+    pub hpt: Result<HptReport, HptError>,
+    /// Per-benchmark memory comparison (benchmarks whose peak-RSS counts match).
+    pub memory: Vec<MemoryEntry>,
+    /// faster-cpython's memory change, `None` when unknown.
+    pub memory_change: Option<f64>,
+    /// Capture bytes per event, per benchmark with tracer statistics.
+    pub capture: BTreeMap<String, CaptureCost>,
+}
+
+impl ConfigAnalysis {
+    /// Capture bytes and events over all benchmarks.
+    pub fn capture_total(&self) -> Option<CaptureCost> {
+        if self.capture.is_empty() {
+            return None;
+        }
+        Some(self.capture.values().fold(
+            CaptureCost {
+                bytes: 0,
+                events: 0,
+            },
+            |acc, c| CaptureCost {
+                bytes: acc.bytes + c.bytes,
+                events: acc.events + c.events,
+            },
+        ))
+    }
+}
+
+/// The analysis of a whole run.
+#[derive(Debug, Clone)]
+pub struct RunAnalysis {
+    /// The baseline configuration.
+    pub baseline: ConfigInfo,
+    /// Every other configuration, in run.json order.
+    pub configs: Vec<ConfigAnalysis>,
+}
+
+/// Analyses every configuration of `run` against its baseline.
+pub fn analyse(run: &RunDir) -> RunAnalysis {
+    let baseline = run
+        .info
+        .configs
+        .iter()
+        .find(|c| c.name == run.info.baseline)
+        .expect("run::load checks that the baseline is a configuration")
+        .clone();
+    let configs = run
+        .info
+        .configs
+        .iter()
+        .filter(|c| c.name != baseline.name)
+        .map(|c| analyse_config(run, c))
+        .collect();
+    RunAnalysis { baseline, configs }
+}
+
+/// Benchmark names in run.json order, then any others found in the pyperf files, sorted.
+fn benchmark_names(run: &RunDir) -> Vec<String> {
+    let mut names: Vec<String> = run.info.benchmarks.iter().map(|b| b.name.clone()).collect();
+    let known: BTreeSet<String> = names.iter().cloned().collect();
+    let extra: BTreeSet<String> = run
+        .suites
+        .values()
+        .flat_map(|s| s.benchmarks.iter().map(|b| b.name.clone()))
+        .filter(|n| !known.contains(n))
+        .collect();
+    names.extend(extra);
+    names
+}
+
+/// The failures.jsonl lines of (benchmark, config) in one string.
+fn failure_reason(run: &RunDir, bench: &str, config: &str) -> Option<String> {
+    let reasons: Vec<String> = run
+        .failures
+        .iter()
+        .filter(|f| f.benchmark == bench && f.config == config)
+        .map(|f| {
+            let kind = f.kind.as_deref().unwrap_or("failed");
+            let reason = f.reason.as_deref().unwrap_or("no reason given");
+            match f.process {
+                Some(k) => format!("{kind} in process {k}: {reason}"),
+                None => format!("{kind}: {reason}"),
+            }
+        })
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+fn analyse_config(run: &RunDir, config: &ConfigInfo) -> ConfigAnalysis {
+    let base_name = &run.info.baseline;
+    let base_suite = run.suites.get(base_name);
+    let suite = run.suites.get(&config.name);
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for name in benchmark_names(run) {
+        let lookup =
+            |suite: Option<&crate::pyperf::Suite>, cfg: &str| -> Result<Benchmark, String> {
+                if let Some(reason) = failure_reason(run, &name, cfg) {
+                    let prefix = if cfg == config.name { "" } else { "baseline " };
+                    return Err(format!("{prefix}{reason}"));
+                }
+                let Some(suite) = suite else {
+                    return Err(format!("no pyperf/{cfg}.json"));
+                };
+                match suite.get(&name) {
+                    Some(b) if b.value_runs().next().is_some() => Ok(b.clone()),
+                    Some(_) => Err(format!("no values in pyperf/{cfg}.json")),
+                    None => Err(format!("not in pyperf/{cfg}.json")),
+                }
+            };
+        let pair =
+            lookup(suite, &config.name).and_then(|t| Ok((t, lookup(base_suite, base_name)?)));
+        match pair {
+            Ok((traced, base)) => rows.push(compare_benchmark(run, &base, &traced)),
+            Err(reason) => missing.push(Missing { name, reason }),
+        }
+    }
+
+    let all = overhead::pool(rows.iter().map(|r| &r.overhead));
+    let all_summary = (!all.is_empty()).then(|| overhead::summarize_sorted(&all));
+    let norm_means: Vec<f64> = rows.iter().map(|r| r.norm_mean).collect();
+    let geometric_mean = geometric_mean(&norm_means);
+
+    let values: Vec<(Vec<f64>, Vec<f64>)> = rows
+        .iter()
+        .map(|r| {
+            let get = |cfg: &str| {
+                run.suites[cfg]
+                    .get(&r.name)
+                    .map(|b| b.values())
+                    .unwrap_or_default()
+            };
+            (get(&config.name), get(base_name))
+        })
+        .collect();
+    let pairs: Vec<hpt::Pair> = rows
+        .iter()
+        .zip(&values)
+        .map(|(r, (t, b))| hpt::Pair {
+            name: &r.name,
+            changed: t,
+            reference: b,
+        })
+        .collect();
+    let hpt = hpt::report(&pairs);
+
+    let memory: Vec<MemoryEntry> = rows
+        .iter()
+        .filter_map(|r| {
+            let rss = |cfg: &str| -> Vec<f64> {
+                run.suites[cfg]
+                    .get(&r.name)
+                    .map(|b| b.value_runs().filter_map(|run| run.max_rss).collect())
+                    .unwrap_or_default()
+            };
+            let (traced, baseline) = (rss(&config.name), rss(base_name));
+            memory::compare(&MemoryPair {
+                name: &r.name,
+                traced: &traced,
+                baseline: &baseline,
+            })
+        })
+        .collect();
+    let memory_change = memory::memory_change(&memory);
+
+    let capture = rows
+        .iter()
+        .filter_map(|r| {
+            let lines = run.tracer.get(&(config.name.clone(), r.name.clone()))?;
+            Some((r.name.clone(), capture_cost(lines)?))
+        })
+        .collect();
+
+    ConfigAnalysis {
+        config: config.clone(),
+        rows,
+        missing,
+        all,
+        all_summary,
+        geometric_mean,
+        hpt,
+        memory,
+        memory_change,
+        capture,
+    }
+}
+
+/// Sums `capture_bytes` and `stats.events` over the lines that have both.
+pub fn capture_cost(lines: &[TracerLine]) -> Option<CaptureCost> {
+    let mut cost = CaptureCost {
+        bytes: 0,
+        events: 0,
+    };
+    let mut any = false;
+    for line in lines {
+        let events = line
+            .stats
+            .as_ref()
+            .and_then(|s| s.get("events"))
+            .and_then(Value::as_u64);
+        let bytes = line.capture_bytes.or_else(|| {
+            line.stats
+                .as_ref()
+                .and_then(|s| s.get("capture_bytes"))
+                .and_then(Value::as_u64)
+        });
+        if let (Some(bytes), Some(events)) = (bytes, events) {
+            cost.bytes += bytes;
+            cost.events += events;
+            any = true;
+        }
+    }
+    any.then_some(cost)
+}
+
+fn compare_benchmark(run: &RunDir, base: &Benchmark, traced: &Benchmark) -> BenchRow {
+    let info = run.info.benchmarks.iter().find(|b| b.name == base.name);
+    let tags = if base.tags.is_empty() {
+        info.map(|i| i.tags.clone()).unwrap_or_default()
+    } else {
+        base.tags.clone()
+    };
+    let micro = info
+        .and_then(|i| i.micro)
+        .unwrap_or_else(|| !tags.iter().any(|t| t == "apps"));
+    let (base_values, traced_values) = (base.values(), traced.values());
+    let baseline_mean = mean(&base_values).expect("checked: the baseline has values");
+    let traced_mean = mean(&traced_values).expect("checked: the configuration has values");
+    let base_runs: Vec<&[f64]> = base.value_runs().map(|r| r.values.as_slice()).collect();
+    let traced_runs: Vec<&[f64]> = traced.value_runs().map(|r| r.values.as_slice()).collect();
+    let overhead =
+        overhead::distribution(&traced_runs, &base_runs).expect("checked: both sides have values");
+    BenchRow {
+        name: base.name.clone(),
+        tags,
+        micro,
+        unit: base.unit.clone(),
+        baseline_mean,
+        traced_mean,
+        norm_mean: traced_mean / baseline_mean,
+        significance: significance(&base_values, &traced_values),
+        summary: overhead.summary(),
+        overhead,
+    }
+}
