@@ -1,0 +1,172 @@
+//! Describes the machine and software of a run (`run.json` "system", `system.txt`): CPU, cores,
+//! kernel, the Python build, package and tracer versions, `python -m pyperf system show`, and the
+//! start-up cost of each configuration's bootstrap (`python -c pass` with and without it).
+
+use crate::configs::Config;
+use crate::environ::{self, EnvContext};
+use anyhow::Result;
+use serde_json::{json, Value};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn read_trim(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub fn describe(
+    python: &crate::venv::PythonInfo,
+    tracer_version: Option<String>,
+    memray: Option<&str>,
+) -> Value {
+    json!({
+        "cpu": cpu_model(),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "kernel": format!("{} {}", read_trim("/proc/sys/kernel/ostype"), read_trim("/proc/sys/kernel/osrelease")),
+        "python": python.version_string(),
+        "python_build": python.build,
+        "python_executable": python.executable,
+        "tracer_version": tracer_version,
+        "pyperf": crate::venv::PYPERF,
+        "pyperformance": crate::venv::PYPERFORMANCE,
+        "memray": memray,
+        "harness_version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Mean wall time of `python -c pass` over `n` runs in the given environment.
+fn startup_time(
+    python: &Path,
+    env: &std::collections::BTreeMap<String, String>,
+    n: u32,
+) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    for _ in 0..n {
+        let t = Instant::now();
+        let st = Command::new(python)
+            .args(["-c", "pass"])
+            .env_clear()
+            .envs(env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        if !st.success() {
+            return None;
+        }
+        total += t.elapsed();
+    }
+    Some(total / n)
+}
+
+/// Measures each configuration's start-up cost against the plain interpreter. Captures written by
+/// these probes go to `work` and are removed.
+pub fn bootstrap_costs(python: &Path, ctx: &EnvContext, configs: &[Config]) -> String {
+    const N: u32 = 10;
+    let mut out = String::new();
+    let plain = startup_time(python, ctx.base, N);
+    let _ = writeln!(
+        out,
+        "Start-up cost of each configuration (mean wall time of `python -c pass` over {N} runs):\n"
+    );
+    let _ = writeln!(out, "| configuration | start-up | added |\n|---|---:|---:|");
+    for c in configs {
+        let capture = ctx.work.join(format!(
+            "startup-probe-{}.bin",
+            c.name.replace(['/', ':', '+'], "_")
+        ));
+        let line = match environ::build(ctx, c, &capture) {
+            Ok(pe) => match (startup_time(python, &pe.env, N), plain) {
+                (Some(t), Some(p)) => format!(
+                    "| {} | {:.1} ms | {:+.1} ms |",
+                    c.name,
+                    t.as_secs_f64() * 1e3,
+                    (t.as_secs_f64() - p.as_secs_f64()) * 1e3
+                ),
+                _ => format!("| {} | failed | |", c.name),
+            },
+            Err(e) => format!("| {} | not measured: {e:#} | |", c.name),
+        };
+        let _ = writeln!(out, "{line}");
+        let _ = remove_capture(&capture);
+    }
+    out
+}
+
+/// Removes a capture and any per-process siblings the tracer wrote next to it (`<capture>.<pid>`
+/// after a fork, for instance).
+pub fn remove_capture(capture: &Path) -> Result<()> {
+    let (Some(dir), Some(stem)) = (capture.parent(), capture.file_name()) else {
+        return Ok(());
+    };
+    let stem = stem.to_string_lossy().into_owned();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&stem) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The text of `system.txt`.
+pub fn system_txt(venv_python: &Path, info: &Value, costs: &str) -> String {
+    let show = Command::new(venv_python)
+        .args(["-m", "pyperf", "system", "show"])
+        .output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_else(|e| format!("cannot run pyperf system show: {e}"));
+    let mut out = String::new();
+    let _ = writeln!(out, "# Machine and software\n");
+    if let Some(obj) = info.as_object() {
+        for (k, v) in obj {
+            let v = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            let _ = writeln!(out, "{k}: {v}");
+        }
+    }
+    let _ = writeln!(out, "\n# python -m pyperf system show\n\n{show}");
+    let _ = writeln!(out, "# Bootstrap cost\n\n{costs}");
+    out
+}
+
+/// Free bytes on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the right type;
+    // statvfs only writes into it.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled in the struct.
+    let st = unsafe { st.assume_init() };
+    // The field types differ between targets (u32 on some), hence the casts.
+    #[allow(clippy::unnecessary_cast)]
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}

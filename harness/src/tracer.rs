@@ -1,0 +1,146 @@
+//! Provides our tracer as the harness sees it: the `tracer` binary (built with cargo or given with
+//! `--tracer`), `tracer env` (the worker's environment for one capture) and `tracer stats --json`.
+//! The harness never knows where the preload library or the bootstrap live: `tracer env` says.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, Clone)]
+pub struct TracerBin {
+    pub path: PathBuf,
+}
+
+/// Builds `tracer-cli` and `tracer-preload` in release mode and returns `target/release/tracer`
+/// (honouring `CARGO_TARGET_DIR`).
+pub fn build() -> Result<TracerBin> {
+    let root = crate::venv::repo_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("harness: cargo build --release -p tracer-cli -p tracer-preload");
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "tracer-cli",
+            "-p",
+            "tracer-preload",
+        ])
+        .current_dir(&root)
+        .status()
+        .context("cannot run cargo to build the tracer")?;
+    if !status.success() {
+        bail!("building the tracer failed ({status}); see cargo's output above");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { root.join(p) })
+        .unwrap_or_else(|| root.join("target"));
+    let path = target.join("release/tracer");
+    if !path.is_file() {
+        bail!(
+            "cargo built the tracer but {} does not exist",
+            path.display()
+        );
+    }
+    Ok(TracerBin { path })
+}
+
+/// Options of one traced process, as `tracer env` flags.
+#[derive(Debug, Clone)]
+pub struct TraceOptions<'a> {
+    pub capture: &'a Path,
+    pub python_allocators: bool,
+    pub native: bool,
+    pub stack_source: Option<&'a str>,
+}
+
+impl TracerBin {
+    pub fn given(path: &Path) -> Result<TracerBin> {
+        if !path.is_file() {
+            bail!("--tracer {}: no such file", path.display());
+        }
+        Ok(TracerBin {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn version(&self) -> Option<String> {
+        let out = Command::new(&self.path).arg("--version").output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace().last().map(str::to_string)
+    }
+
+    /// Runs `tracer env` and returns its `KEY=VALUE` lines. It runs with an empty `PYTHONPATH`
+    /// so that what it prints for `PYTHONPATH` is only the tracer's bootstrap directory.
+    pub fn env(&self, opts: &TraceOptions) -> Result<Vec<(String, String)>> {
+        let mut cmd = Command::new(&self.path);
+        cmd.arg("env").arg("-o").arg(opts.capture);
+        if opts.python_allocators {
+            cmd.arg("--trace-python-allocators");
+        }
+        if opts.native {
+            cmd.arg("--native");
+        }
+        if let Some(s) = opts.stack_source {
+            cmd.args(["--stack-source", s]);
+        }
+        cmd.env_remove("PYTHONPATH").env_remove("LD_PRELOAD");
+        let out = cmd
+            .output()
+            .with_context(|| format!("cannot run {} env", self.path.display()))?;
+        if !out.status.success() {
+            bail!(
+                "`tracer env` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let vars = parse_env_lines(&String::from_utf8_lossy(&out.stdout))?;
+        if !vars.iter().any(|(k, _)| k == "LD_PRELOAD") {
+            bail!("`tracer env` printed no LD_PRELOAD line");
+        }
+        Ok(vars)
+    }
+
+    /// Runs `tracer stats --json FILE` and returns the parsed object.
+    pub fn stats(&self, capture: &Path) -> Result<serde_json::Value> {
+        let out = Command::new(&self.path)
+            .args(["stats", "--json"])
+            .arg(capture)
+            .output()
+            .with_context(|| format!("cannot run {} stats", self.path.display()))?;
+        if !out.status.success() {
+            bail!(
+                "`tracer stats --json {}` failed ({}): {}",
+                capture.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        serde_json::from_slice(&out.stdout).context("`tracer stats --json` printed invalid JSON")
+    }
+}
+
+fn parse_env_lines(text: &str) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Some((k, v)) = line.split_once('=') else {
+            bail!("`tracer env` printed {line:?}, expected KEY=VALUE");
+        };
+        out.push((k.trim().to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_lines() {
+        let v = parse_env_lines("LD_PRELOAD=/a/libtracer.so\nTRACER_OUTPUT=/x=y.bin\n\n").unwrap();
+        assert_eq!(v[1], ("TRACER_OUTPUT".into(), "/x=y.bin".into()));
+        assert!(parse_env_lines("garbage").is_err());
+    }
+}

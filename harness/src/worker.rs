@@ -1,0 +1,158 @@
+//! Spawns one pyperf worker process (`run_benchmark.py ... --worker --output FILE`) with an exact
+//! environment, waits for it with a timeout, and keeps the tail of its stderr. The worker runs in
+//! its own process group (so Ctrl-C reaches only the harness, which then stops it) and dies with
+//! the harness (`PR_SET_PDEATHSIG`), so a killed run leaves no stray benchmark behind.
+
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Everything needed to start one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    pub python: PathBuf,
+    pub args: Vec<String>,
+    /// The complete environment: nothing is inherited from the harness.
+    pub env: BTreeMap<String, String>,
+    pub cwd: PathBuf,
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Exited {
+        status: ExitStatus,
+        stderr_tail: String,
+    },
+    TimedOut {
+        stderr_tail: String,
+    },
+    /// The harness was interrupted while the worker ran; the worker was killed.
+    Interrupted,
+}
+
+const TAIL_LINES: usize = 20;
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+pub fn run(spec: &WorkerSpec, interrupted: &AtomicBool) -> Result<Outcome> {
+    let mut cmd = Command::new(&spec.python);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(&spec.env)
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent;
+    // it is the only call made between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", spec.python.display()))?;
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    // A thread drains stderr so a chatty worker never blocks on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let outcome = loop {
+        if let Some(status) = child.try_wait().context("waiting for a worker")? {
+            let text = reader.join().unwrap_or_default();
+            break Outcome::Exited {
+                status,
+                stderr_tail: tail(&text, TAIL_LINES),
+            };
+        }
+        if interrupted.load(Ordering::Relaxed) {
+            kill_group(&mut child);
+            let _ = reader.join();
+            break Outcome::Interrupted;
+        }
+        if start.elapsed() > spec.timeout {
+            kill_group(&mut child);
+            let text = reader.join().unwrap_or_default();
+            break Outcome::TimedOut {
+                stderr_tail: tail(&text, TAIL_LINES),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(outcome)
+}
+
+/// Kills the worker and anything it started (python_startup and concurrent_imap start children).
+fn kill_group(child: &mut std::process::Child) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) with a negative pid signals the process group we created for this worker.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_kills_and_reports() {
+        let spec = WorkerSpec {
+            python: "/bin/sh".into(),
+            args: vec!["-c".into(), "echo started >&2; sleep 30".into()],
+            env: BTreeMap::new(),
+            cwd: std::env::temp_dir(),
+            timeout: Duration::from_millis(300),
+        };
+        let t = Instant::now();
+        match run(&spec, &AtomicBool::new(false)).unwrap() {
+            Outcome::TimedOut { stderr_tail } => assert_eq!(stderr_tail, "started"),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn exit_status_and_tail() {
+        let spec = WorkerSpec {
+            python: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "for i in $(seq 1 30); do echo line$i >&2; done; exit 3".into(),
+            ],
+            env: BTreeMap::new(),
+            cwd: std::env::temp_dir(),
+            timeout: Duration::from_secs(10),
+        };
+        match run(&spec, &AtomicBool::new(false)).unwrap() {
+            Outcome::Exited {
+                status,
+                stderr_tail,
+                ..
+            } => {
+                assert_eq!(status.code(), Some(3));
+                assert!(stderr_tail.starts_with("line11\n") && stderr_tail.ends_with("line30"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
