@@ -85,6 +85,27 @@ fn default_output(args: &RunArgs) -> PathBuf {
     PathBuf::from(format!("tracer-{name}.{}.bin", std::process::id()))
 }
 
+/// The interpreter's real executable (`sys.executable`): `python3` is often a launcher script (pyenv
+/// shims are bash), and the preload must load into Python itself, not into the launcher.
+fn resolve_python(python: &str) -> Result<String> {
+    let out = Command::new(python)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .with_context(|| format!("cannot run Python interpreter {python:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{python:?} is not a working Python: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok(if exe.is_empty() {
+        python.to_string()
+    } else {
+        exe
+    })
+}
+
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
@@ -107,7 +128,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         c.args(&args.args[1..]);
         c
     } else {
-        let mut c = Command::new(&args.python);
+        let mut c = Command::new(resolve_python(&args.python)?);
         if let Some(m) = &args.module {
             c.arg("-m").arg(m);
         }

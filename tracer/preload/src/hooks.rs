@@ -3,7 +3,7 @@
 //! `track::with_buffer`. Frees are recorded before the real call and allocations after it, so an
 //! address is never seen handed out again before the free that released it (see `order.rs`).
 
-use libc::{c_int, c_void, off_t, size_t};
+use libc::{c_char, c_int, c_void, off_t, size_t};
 use tracer_capture::Kind;
 
 use crate::libc_alloc::*;
@@ -175,6 +175,53 @@ pub unsafe extern "C" fn mremap(
         });
     }
     ptr
+}
+
+// The exec family replaces the process image without running destructors: finish the capture first
+// (a failed exec then runs on untraced). execl* are variadic and rare; glibc's own calls them through
+// an internal execve that no preload sees.
+
+#[no_mangle]
+pub unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    lifecycle::before_exec();
+    libc::syscall(libc::SYS_execve, path, argv, envp) as c_int
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    execve(path, argv, environ as *const *const c_char)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    execvpe(file, argv, environ as *const *const c_char)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    type Execvpe =
+        unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+    // glibc's execvpe does the PATH search; find it past this library.
+    let real = libc::dlsym(libc::RTLD_NEXT, c"execvpe".as_ptr());
+    if real.is_null() {
+        *libc::__errno_location() = libc::ENOSYS;
+        return -1;
+    }
+    lifecycle::before_exec();
+    let real: Execvpe = std::mem::transmute(real);
+    real(file, argv, envp)
+}
+
+extern "C" {
+    static environ: *const *const c_char;
 }
 
 /// `os._exit` and friends skip `atexit` and destructors: finish the capture first.

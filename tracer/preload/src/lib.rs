@@ -24,8 +24,8 @@ mod writer;
 
 /// Every symbol the library exports.
 pub use hooks::{
-    _Exit, _exit, aligned_alloc, calloc, free, malloc, memalign, mmap, mmap64, mremap, munmap,
-    posix_memalign, pvalloc, realloc, reallocarray, valloc,
+    _Exit, _exit, aligned_alloc, calloc, execv, execve, execvp, execvpe, free, malloc, memalign,
+    mmap, mmap64, mremap, munmap, posix_memalign, pvalloc, realloc, reallocarray, valloc,
 };
 
 #[global_allocator]

@@ -122,6 +122,11 @@ pub fn on_immediate_exit() {
     on_unload();
 }
 
+/// Called from the exec hooks: the new image will not run our destructor.
+pub fn before_exec() {
+    on_unload();
+}
+
 extern "C" fn before_fork() {
     // SAFETY: this thread's own state; the guard is cleared by the matching after-fork handler.
     unsafe { (*tls::state()).guard = 1 };

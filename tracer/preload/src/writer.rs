@@ -173,27 +173,39 @@ fn drain() {
     QUEUE.lock().pool.extend(done);
 }
 
-/// Starts the background writer thread.
+/// Starts the background writer thread. It is created with `pthread_create` rather than
+/// `std::thread`, so that its guard is set before anything on it allocates (std's thread start-up
+/// allocates, and those blocks are the tracer's own, never the program's).
 pub fn start_writer_thread() {
-    let spawned = std::thread::Builder::new()
-        .name("tracer-writer".into())
-        .spawn(|| {
-            // Allocations glibc makes on this thread are the tracer's own.
-            tls::guard_forever();
-            loop {
-                let mut q = QUEUE.lock();
-                while q.pending.is_empty() && !q.closed {
-                    WAKE.wait(&mut q);
-                }
-                if q.closed {
-                    return;
-                }
-                drop(q);
-                drain();
-            }
-        });
-    if spawned.is_ok() {
+    let mut thread: libc::pthread_t = 0;
+    // SAFETY: `writer_main` has the start-routine signature and ignores its argument.
+    let rc = unsafe {
+        libc::pthread_create(
+            &mut thread,
+            std::ptr::null(),
+            writer_main,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc == 0 {
+        // SAFETY: a thread we just created; detaching it means nobody joins it.
+        unsafe { libc::pthread_detach(thread) };
         QUEUE.lock().writer_running = true;
+    }
+}
+
+extern "C" fn writer_main(_: *mut libc::c_void) -> *mut libc::c_void {
+    tls::guard_forever();
+    loop {
+        let mut q = QUEUE.lock();
+        while q.pending.is_empty() && !q.closed {
+            WAKE.wait(&mut q);
+        }
+        if q.closed {
+            return std::ptr::null_mut();
+        }
+        drop(q);
+        drain();
     }
 }
 
