@@ -9,6 +9,7 @@
 pub mod analysis;
 pub mod format;
 pub mod kde;
+pub mod plot;
 pub mod pyperf;
 pub mod report;
 pub mod run;
