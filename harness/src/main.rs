@@ -1,21 +1,12 @@
 //! `harness`: runs the real pyperformance suite untraced and under each tracer configuration
-//! (`setup`, `run`, `report`, `compare`). See docs/run-format.md for what a run writes.
-
-mod cli;
-mod configs;
-mod environ;
-mod progress;
-mod results;
-mod runner;
-mod suite;
-mod system;
-mod tracer;
-mod venv;
-mod worker;
+//! (`setup`, `run`, `report`, `compare`). See docs/harness.md and docs/run-format.md.
 
 use clap::Parser;
+use harness::cli;
 use std::process::ExitCode;
 
+/// One exit point: 0 all good, 1 a run finished with failures recorded, 2 an error (one line),
+/// 130 interrupted (resumable).
 fn main() -> ExitCode {
     match cli::main(cli::Cli::parse()) {
         Ok(code) => ExitCode::from(code as u8),

@@ -328,8 +328,6 @@ impl Runner<'_> {
             .find(|b| b.name == bench.manifest_name)
             .with_context(|| format!("{} is not in the manifest", bench.manifest_name))?;
         let capture = self.capture_path(config, &bench.name, k);
-        std::fs::create_dir_all(capture.parent().expect("capture has a parent"))?;
-        crate::system::remove_capture(&capture)?;
         let fail = |kind: &str, reason: String, tail: String| Failure {
             benchmark: bench.name.clone(),
             config: config.name.clone(),
@@ -342,6 +340,11 @@ impl Runner<'_> {
             Ok(e) => e,
             Err(e) => return Ok(Some(fail("failed", format!("{e:#}"), String::new()))),
         };
+        if penv.capture.is_some() {
+            std::fs::create_dir_all(capture.parent().expect("capture has a parent"))?;
+            // A capture left by an interrupted attempt must not be mistaken for this one's.
+            crate::system::remove_capture(&capture)?;
+        }
         let out = self
             .dir
             .work()

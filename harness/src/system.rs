@@ -6,8 +6,9 @@ use crate::configs::Config;
 use crate::environ::{self, EnvContext};
 use anyhow::Result;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -49,61 +50,73 @@ pub fn describe(
     })
 }
 
-/// Mean wall time of `python -c pass` over `n` runs in the given environment.
-fn startup_time(
-    python: &Path,
-    env: &std::collections::BTreeMap<String, String>,
-    n: u32,
-) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    for _ in 0..n {
-        let t = Instant::now();
-        let st = Command::new(python)
-            .args(["-c", "pass"])
-            .env_clear()
-            .envs(env)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .ok()?;
-        if !st.success() {
-            return None;
-        }
-        total += t.elapsed();
-    }
-    Some(total / n)
+/// Wall time of one `python -c pass` in the given environment.
+fn startup_once(python: &Path, env: &BTreeMap<String, String>) -> Option<Duration> {
+    let t = Instant::now();
+    let st = Command::new(python)
+        .args(["-c", "pass"])
+        .env_clear()
+        .envs(env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    st.success().then(|| t.elapsed())
 }
 
-/// Measures each configuration's start-up cost against the plain interpreter. Captures written by
-/// these probes go to `work` and are removed.
+/// (configuration, its environment or why it has none, the capture its probe may write)
+type Probe = (String, Result<BTreeMap<String, String>, String>, PathBuf);
+
+/// Measures each configuration's start-up cost against the plain interpreter: `python -c pass`,
+/// one warm-up each, then `ROUNDS` rounds interleaving the plain interpreter and every
+/// configuration (so drift falls on all alike). Captures written by the probes are removed.
 pub fn bootstrap_costs(python: &Path, ctx: &EnvContext, configs: &[Config]) -> String {
-    const N: u32 = 10;
-    let mut out = String::new();
-    let plain = startup_time(python, ctx.base, N);
-    let _ = writeln!(
-        out,
-        "Start-up cost of each configuration (mean wall time of `python -c pass` over {N} runs):\n"
-    );
-    let _ = writeln!(out, "| configuration | start-up | added |\n|---|---:|---:|");
+    const ROUNDS: u32 = 20;
+    let mut envs: Vec<Probe> = vec![(
+        "(plain interpreter)".into(),
+        Ok(ctx.base.clone()),
+        PathBuf::new(),
+    )];
     for c in configs {
         let capture = ctx.work.join(format!(
             "startup-probe-{}.bin",
             c.name.replace(['/', ':', '+'], "_")
         ));
-        let line = match environ::build(ctx, c, &capture) {
-            Ok(pe) => match (startup_time(python, &pe.env, N), plain) {
-                (Some(t), Some(p)) => format!(
-                    "| {} | {:.1} ms | {:+.1} ms |",
-                    c.name,
-                    t.as_secs_f64() * 1e3,
-                    (t.as_secs_f64() - p.as_secs_f64()) * 1e3
-                ),
-                _ => format!("| {} | failed | |", c.name),
-            },
-            Err(e) => format!("| {} | not measured: {e:#} | |", c.name),
+        let env = environ::build(ctx, c, &capture)
+            .map(|pe| pe.env)
+            .map_err(|e| format!("{e:#}"));
+        envs.push((c.name.clone(), env, capture));
+    }
+    let mut totals: Vec<Option<Duration>> = vec![Some(Duration::ZERO); envs.len()];
+    for round in 0..=ROUNDS {
+        for (i, (_, env, capture)) in envs.iter().enumerate() {
+            let Ok(env) = env else { continue };
+            let t = startup_once(python, env);
+            let _ = remove_capture(capture);
+            if round == 0 {
+                continue; // warm-up
+            }
+            totals[i] = match (totals[i], t) {
+                (Some(a), Some(b)) => Some(a + b),
+                _ => None,
+            };
+        }
+    }
+    let mean = |d: Duration| d.as_secs_f64() * 1e3 / ROUNDS as f64;
+    let plain = totals[0].map(mean);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Start-up cost of each configuration: mean wall time of `python -c pass` over {ROUNDS} interleaved runs.\n"
+    );
+    let _ = writeln!(out, "| configuration | start-up | added |\n|---|---:|---:|");
+    for (i, (name, env, _)) in envs.iter().enumerate() {
+        let line = match (env, totals[i].map(mean), plain) {
+            (Err(e), _, _) => format!("| {name} | not measured: {e} | |"),
+            (Ok(_), Some(t), Some(p)) => format!("| {name} | {t:.1} ms | {:+.1} ms |", t - p),
+            _ => format!("| {name} | failed | |"),
         };
         let _ = writeln!(out, "{line}");
-        let _ = remove_capture(&capture);
     }
     out
 }
