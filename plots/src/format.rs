@@ -1,5 +1,5 @@
-//! Provides number formatting copied from pyperf (`_formatter.py`, `_compare.py`) and bench_runner,
-//! so our tables read exactly like theirs: times with three significant digits, sizes in
+//! Provides number formatting copied from pyperf (`_formatter.py`, `_compare.py`), so our tables
+//! read exactly like theirs: times with three significant digits, sizes in
 //! bytes/KiB/MiB, changes as `1.05x faster` / `1.05x slower`, overheads as `1.50x`.
 
 const TIME_UNITS: [&str; 4] = ["sec", "ms", "us", "ns"];
@@ -55,18 +55,6 @@ pub fn format_normalized_mean(norm_mean: f64) -> String {
     }
 }
 
-/// bench_runner's geometric-mean line for a *speed* ratio (reference / changed): `1.070x faster`,
-/// or for a slowdown its linear mirror `1 + (1 - gm)` (bench_runner's rule, not `1/gm`).
-pub fn format_speedup_bench_runner(gm: f64) -> String {
-    if gm > 1.0 {
-        format!("{gm:.3}x faster")
-    } else if gm < 1.0 {
-        format!("{:.3}x slower", 1.0 + (1.0 - gm))
-    } else {
-        "not sig".to_string()
-    }
-}
-
 /// An overhead factor on an axis or in a table: `1.50x`.
 pub fn format_factor(x: f64) -> String {
     format!("{x:.2}x")
@@ -105,9 +93,52 @@ mod tests {
         assert_eq!(format_normalized_mean(1.0), "no change");
         assert_eq!(format_normalized_mean(0.8), "1.25x faster");
         assert_eq!(format_normalized_mean(5.3), "5.30x slower");
-        assert_eq!(format_speedup_bench_runner(1.07), "1.070x faster");
-        assert_eq!(format_speedup_bench_runner(0.95), "1.050x slower");
         assert_eq!(format_factor(1.5), "1.50x");
         assert_eq!(format_percent(0.9999), "99.99%");
+    }
+}
+
+/// A byte count with thousands separators: `1,234,567`.
+pub fn format_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A path segment for a markdown link: characters other than letters, digits and `-._+~` are
+/// percent-encoded, so `memray:native.md` is not read as a URL with the scheme `memray:`.
+pub fn link_segment(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._+~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_links() {
+        assert_eq!(format_count(0), "0");
+        assert_eq!(format_count(999), "999");
+        assert_eq!(format_count(1_234_567), "1,234,567");
+        assert_eq!(link_segment("memray:native"), "memray%3Anative");
+        assert_eq!(
+            link_segment("python-allocators+native"),
+            "python-allocators+native"
+        );
+        assert_eq!(link_segment("a b"), "a%20b");
     }
 }

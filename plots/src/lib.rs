@@ -8,6 +8,7 @@
 
 pub mod analysis;
 pub mod format;
+mod fs;
 pub mod kde;
 pub mod plot;
 pub mod pyperf;
@@ -17,33 +18,149 @@ pub mod stats;
 
 use std::path::{Path, PathBuf};
 
-/// Writes `<run_dir>/report/`: `README.md` (the summary), one table per configuration, one
-/// tracer-statistics page per configuration and benchmark, and `plots/*.png` + `plots/*.svg`.
-/// Returns the report directory.
+/// Writes `<run_dir>/report/`: `README.md` (the summary), one table per configuration
+/// (`<config>.md`), tracer-statistics pages (`tracer-stats/<config>/`), and `plots/*.png` +
+/// `plots/*.svg` (one violin plot per configuration, `all-configs` side by side). Returns the
+/// report directory. Works on an unfinished run too: what is missing is listed as missing.
 pub fn write_report(run_dir: &Path) -> anyhow::Result<PathBuf> {
-    anyhow::bail!(
-        "plots: write_report({}) is not implemented yet",
-        run_dir.display()
-    )
+    let run = run::load(run_dir)?;
+    let analysis = analysis::analyse(&run);
+    let dir = run_dir.join("report");
+
+    let has_all_plot = write_plots(&analysis, &dir)?;
+
+    let mut tracer_configs = Vec::new();
+    for a in &analysis.configs {
+        let title = report::config_title(a);
+        let mut index = Vec::new();
+        for ((config, bench), lines) in &run.tracer {
+            if config != &a.config.name {
+                continue;
+            }
+            let mut page = String::new();
+            let source = format!("tracer/{config}/{bench}.jsonl");
+            report::tracer_stats::write_benchmark_page(&mut page, &title, bench, &source, lines)?;
+            fs::write(&dir.join(report::tracer_page_file(config, bench)), page)?;
+            index.push((
+                bench.clone(),
+                report::link(&format!("{bench}.md")),
+                lines.as_slice(),
+            ));
+        }
+        if !index.is_empty() {
+            let mut page = String::new();
+            report::tracer_stats::write_index(&mut page, &title, &index)?;
+            fs::write(&dir.join(report::tracer_index_file(&a.config.name)), page)?;
+            tracer_configs.push(a.config.name.clone());
+        }
+    }
+
+    for a in &analysis.configs {
+        let has_page = |bench: &str| {
+            run.tracer
+                .contains_key(&(a.config.name.clone(), bench.to_string()))
+        };
+        let mut page = String::new();
+        report::config_page::write_config_page(&mut page, &analysis, a, &has_page)?;
+        fs::write(&dir.join(report::config_page_file(&a.config.name)), page)?;
+    }
+
+    let run_name = run_dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| run_dir.display().to_string());
+    let mut readme = String::new();
+    let has_stats = |config: &str| tracer_configs.iter().any(|c| c == config);
+    report::summary::write_summary(
+        &mut readme,
+        &run_name,
+        &run.info,
+        &analysis,
+        &has_stats,
+        has_all_plot,
+    )?;
+    fs::write(&dir.join("README.md"), readme)?;
+    Ok(dir)
 }
 
-/// Compares two run directories (`a` is the reference, `b` the change, e.g. a tracer change) and
-/// returns markdown: per configuration, whether its overhead got smaller or larger, by how much, and
-/// whether the difference is significant.
+/// Draws every configuration's plot and the side-by-side plot into `<dir>/plots/`; returns whether
+/// the side-by-side plot was drawn.
+fn write_plots(analysis: &analysis::RunAnalysis, dir: &Path) -> anyhow::Result<bool> {
+    for a in &analysis.configs {
+        if let Some(fig) = plot::config_figure(a) {
+            let stem = dir.join(report::plot_stem(&a.config.name));
+            write_figure(&fig, &stem)?;
+        }
+    }
+    match plot::all_configs_figure(analysis) {
+        Some(fig) => {
+            write_figure(&fig, &dir.join(report::ALL_CONFIGS_PLOT))?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+fn write_figure(fig: &plot::Figure, stem: &Path) -> anyhow::Result<()> {
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", stem.display()));
+    fs::write(&with("png"), plot::draw::png(fig)?)?;
+    fs::write(&with("svg"), plot::draw::svg(fig)?)
+}
+
+/// Compares two run directories for a tracer change (`a` is the reference, `b` the change) and
+/// returns markdown: per configuration, whether its overhead got smaller or larger, by how much,
+/// and whether the difference is significant.
 pub fn compare_runs(a: &Path, b: &Path) -> anyhow::Result<String> {
-    anyhow::bail!(
-        "plots: compare_runs({}, {}) is not implemented yet",
-        a.display(),
-        b.display()
-    )
+    let (run_a, run_b) = (run::load(a)?, run::load(b)?);
+    let (before, after) = (analysis::analyse(&run_a), analysis::analyse(&run_b));
+    let mut out = String::new();
+    report::compare::write_comparison(
+        &mut out,
+        &a.display().to_string(),
+        &before,
+        &b.display().to_string(),
+        &after,
+    )?;
+    Ok(out)
 }
 
 /// Writes `<out>/performance.md` from a run (test system, method, sources of overhead, the violin
-/// plots, copied into `<out>/images/`), in the manner of Memray's performance page.
+/// plots), in the manner of Memray's performance page. The plots go to
+/// `<out>/performance/<config>.png` and `<out>/performance/all-configs.png`.
 pub fn write_performance_page(run_dir: &Path, out: &Path) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "plots: write_performance_page({}, {}) is not implemented yet",
-        run_dir.display(),
-        out.display()
-    )
+    let run = run::load(run_dir)?;
+    let analysis = analysis::analyse(&run);
+    let mut images = Vec::new();
+    for a in &analysis.configs {
+        if let Some(fig) = plot::config_figure(a) {
+            let rel = format!("performance/{}.png", a.config.name);
+            fs::write(&out.join(&rel), plot::draw::png(&fig)?)?;
+            images.push((a.config.name.clone(), rel));
+        }
+    }
+    let all_image = match plot::all_configs_figure(&analysis) {
+        Some(fig) => {
+            let rel = "performance/all-configs.png".to_string();
+            fs::write(&out.join(&rel), plot::draw::png(&fig)?)?;
+            Some(rel)
+        }
+        None => None,
+    };
+    let image = |config: &str| {
+        images
+            .iter()
+            .find(|(c, _)| c == config)
+            .map(|(_, rel)| rel.clone())
+    };
+    let mut page = String::new();
+    report::performance::write_performance(
+        &mut page,
+        &run.info,
+        run.system_txt.as_deref(),
+        &analysis,
+        &image,
+        all_image.as_deref(),
+    )?;
+    fs::write(&out.join("performance.md"), page)
 }

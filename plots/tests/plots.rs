@@ -166,9 +166,14 @@ fn renders_without_system_fonts() {
         .env("FONTCONFIG_FILE", "/dev/null")
         .env("FONTCONFIG_PATH", "/nonexistent")
         .env("PLOTS_CHILD_OUT", &out)
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(
+        status.status.success(),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&status.stdout),
+        String::from_utf8_lossy(&status.stderr)
+    );
     let child = std::fs::read(&out).unwrap();
     let a = analysis();
     let here = draw::png(&plot::config_figure(&a.configs[0]).unwrap()).unwrap();

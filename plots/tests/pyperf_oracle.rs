@@ -50,8 +50,8 @@ fn geometric_means_equal_pyperf_compare_to() {
         // The last "Geometric mean:" line is the one of "All benchmarks".
         let theirs = list
             .lines()
-            .filter_map(|l| l.strip_prefix("Geometric mean: "))
-            .last()
+            .rev()
+            .find_map(|l| l.strip_prefix("Geometric mean: "))
             .unwrap();
         let ours = format_normalized_mean(config.geometric_mean.unwrap());
         assert_eq!(ours, theirs, "config {}", config.config.name);

@@ -1,0 +1,254 @@
+//! Runs the three public functions on the fixture run and checks the pages: the files exist, the
+//! summary and table pages have the seeds' layout (reference/000 and 001), the missing benchmark is
+//! listed with its reason, the tracer pages show every counter present, and the comparison of a run
+//! with itself finds no significant change.
+
+use std::path::{Path, PathBuf};
+
+fn fixture_run() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run")
+}
+
+/// A fresh copy of the fixture run under the test's own directory.
+fn copy_of_fixture(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("report-tests")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&fixture_run(), &dir);
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn write_report_writes_every_page_and_plot() {
+    let run = copy_of_fixture("all");
+    let dir = plots::write_report(&run).unwrap();
+    assert_eq!(dir, run.join("report"));
+    for config in ["default", "python-allocators+native", "tracemalloc"] {
+        assert!(dir.join(format!("{config}.md")).is_file(), "{config}.md");
+        for ext in ["png", "svg"] {
+            let plot = dir.join(format!("plots/{config}.{ext}"));
+            assert!(
+                std::fs::metadata(&plot).unwrap().len() > 1000,
+                "{}",
+                plot.display()
+            );
+        }
+    }
+    assert!(dir.join("plots/all-configs.png").is_file());
+    assert!(dir.join("tracer-stats/default/build_dicts.md").is_file());
+    assert!(dir
+        .join("tracer-stats/python-allocators+native/README.md")
+        .is_file());
+    // tracemalloc has no tracer statistics: no index, and no link to one.
+    assert!(!dir.join("tracer-stats/tracemalloc").exists());
+}
+
+#[test]
+fn summary_has_the_seed_layout() {
+    let run = copy_of_fixture("summary");
+    let readme = read(&plots::write_report(&run).unwrap().join("README.md"));
+    assert!(
+        readme.starts_with("# Results\n\n- run: summary\n"),
+        "{readme}"
+    );
+    // One section per configuration, each with the seed's bullet lines, in run.json order.
+    let sections: Vec<&str> = readme.split("\n## ").skip(1).collect();
+    assert_eq!(sections.len(), 3);
+    assert!(sections[0].starts_with("tracer, default [default]\n"));
+    assert!(sections[2].starts_with("tracemalloc [tracemalloc]\n"));
+    for s in &sections {
+        let bullets: Vec<&str> = s.lines().filter(|l| l.starts_with("- ")).collect();
+        assert!(bullets[0].starts_with("- Geometric mean: "), "{bullets:?}");
+        assert!(
+            bullets[0].contains("(HPT: reliability of "),
+            "{}",
+            bullets[0]
+        );
+        assert!(bullets[0].contains(" at 99th %ile)"), "{}", bullets[0]);
+        assert!(bullets.iter().any(|b| b.starts_with("- Memory usage: ")));
+        assert!(bullets
+            .iter()
+            .any(|b| b.starts_with("- missing benchmarks: ")));
+        assert!(bullets.iter().any(|b| b.starts_with("- [📄table](")));
+        assert!(bullets
+            .iter()
+            .any(|b| b.starts_with("- [📈time plot](plots/")));
+    }
+    // The geometric means are pyperf's (tests/pyperf_oracle.rs checks them against pyperf).
+    assert!(
+        sections[0].contains("- Geometric mean: 2.18x slower"),
+        "{}",
+        sections[0]
+    );
+    // The benchmark that failed under the tracemalloc configurations is listed with its reason.
+    assert!(sections[0].contains("- missing benchmarks: none\n"));
+    for s in &sections[1..] {
+        assert!(
+            s.contains(
+                "- missing benchmarks: broken (failed in process 0: worker exited with code 1)"
+            ),
+            "{s}"
+        );
+    }
+    assert!(sections[1].contains("[📄table](python-allocators+native.md)"));
+    assert!(sections[0].contains("[🔢tracer statistics](tracer-stats/default/README.md)"));
+    assert!(!sections[2].contains("tracer statistics"));
+}
+
+#[test]
+fn config_page_has_the_seed_layout() {
+    let run = copy_of_fixture("config");
+    let page = read(&plots::write_report(&run).unwrap().join("tracemalloc.md"));
+    let lines: Vec<&str> = page.lines().collect();
+    assert_eq!(
+        lines[0],
+        "# Results of tracemalloc [tracemalloc] vs. untraced [baseline]"
+    );
+    for prefix in [
+        "- overall geometric mean: ",
+        "- HPT reliability: ",
+        "- HPT 99th percentile: ",
+        "- Memory change: ",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(prefix)),
+            "{prefix} missing:\n{page}"
+        );
+    }
+    // Tag sections as pyperf prints them, then all benchmarks, the hidden-rows line, the missing
+    // benchmarks, the geometric mean line, the HPT and memory sections (reference/001's order).
+    let order = [
+        "Benchmarks with tag 'apps':",
+        "Benchmark hidden because not significant (1): fib_calls",
+        "Benchmarks with tag 'serialize':",
+        "| Benchmark      | baseline | tracemalloc            |",
+        "|----------------|:--------:|:----------------------:|",
+        "All benchmarks:",
+        "Missing benchmarks (1): broken (failed in process 0: worker exited with code 1)",
+        "- Geometric mean (including insignificant results): 3.62x slower",
+        "# Overhead distribution",
+        "# HPT report",
+        "- Reliability score: ",
+        "- 90% likely to have a slowdown of ",
+        "# Memory",
+        "- memory change: ",
+    ];
+    let mut at = 0;
+    for needle in order {
+        let found = page[at..]
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not found after byte {at}:\n{page}"));
+        at += found + needle.len();
+    }
+    assert!(page.contains("| ALL "), "the overhead table ends with ALL");
+}
+
+#[test]
+fn tracer_page_renders_every_counter_present() {
+    let run = copy_of_fixture("tracer");
+    // Add a counter the code has never heard of to one line: it must appear without code changes.
+    let jsonl = run.join("tracer/default/sort_list.jsonl");
+    let text = read(&jsonl).replacen(
+        "\"counters\": {",
+        "\"counters\": {\"brand_new_counter\": 12345, ",
+        1,
+    );
+    std::fs::write(&jsonl, text).unwrap();
+    let page = read(
+        &plots::write_report(&run)
+            .unwrap()
+            .join("tracer-stats/default/sort_list.md"),
+    );
+    assert!(page.starts_with("# Tracer statistics: sort_list\n"));
+    assert!(page.contains("- processes: 6 (lines of `tracer/default/sort_list.jsonl`)"));
+    for key in [
+        "brand_new_counter",
+        "frames_pushed",
+        "frames_popped",
+        "stacks_interned",
+        "buffers_flushed",
+        "events_malloc",
+    ] {
+        assert!(
+            page.contains(&format!("| {key} ")),
+            "{key} missing:\n{page}"
+        );
+    }
+    assert!(page.contains("| brand_new_counter "));
+    assert!(page.contains("| 12,345 "), "{page}");
+    assert!(page.contains("## counters"));
+    assert!(page.contains("| events "), "top-level numbers are listed");
+    assert!(page.contains("capture bytes per recorded event"));
+}
+
+#[test]
+fn comparing_a_run_with_itself_changes_nothing() {
+    let run = copy_of_fixture("compare");
+    let md = plots::compare_runs(&run, &run).unwrap();
+    assert!(md.starts_with("# Tracer change: "));
+    for config in ["default", "python-allocators+native", "tracemalloc"] {
+        let row = md
+            .lines()
+            .find(|l| l.contains(&format!("[{config}]")) && l.starts_with('|'))
+            .unwrap_or_else(|| panic!("{config} row missing:\n{md}"));
+        assert!(row.contains("| no change "), "{row}");
+        assert!(row.contains("0 smaller, 0 larger"), "{row}");
+    }
+}
+
+#[test]
+fn performance_page_describes_the_system_and_shows_the_plots() {
+    let run = copy_of_fixture("performance");
+    let docs = run.join("docs-out");
+    plots::write_performance_page(&run, &docs).unwrap();
+    let page = read(&docs.join("performance.md"));
+    for needle in [
+        "# Performance",
+        "## Test system",
+        "* CPU: ",
+        "* Kernel: ",
+        "* Python: 3.11.7",
+        "* Python build flags: ",
+        "* Tracer version: 0.1.0",
+        "### System state",
+        "## Method",
+        "## Sources of the overhead",
+        "## Results",
+        "![overhead of tracer, default [default]](performance/default.png)",
+        "![overhead of tracer, Python allocators + native [python-allocators+native]](performance/python-allocators+native.png)",
+        "![ALL rows of every configuration](performance/all-configs.png)",
+    ] {
+        assert!(page.contains(needle), "{needle:?} missing:\n{page}");
+    }
+    let system = read(&run.join("system.txt"));
+    let first = system.lines().find(|l| !l.trim().is_empty()).unwrap();
+    assert!(page.contains(first), "system.txt is quoted");
+    assert!(docs.join("performance/default.png").is_file());
+    assert!(docs.join("performance/all-configs.png").is_file());
+}
+
+#[test]
+fn a_directory_without_run_json_is_refused_with_a_hint() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-tests/empty");
+    std::fs::create_dir_all(&dir).unwrap();
+    let err = plots::write_report(&dir).unwrap_err().to_string();
+    assert!(err.contains("has no run.json"), "{err}");
+}
