@@ -112,13 +112,18 @@ pub fn unibench(x: &[f64]) -> Option<f64> {
 }
 
 /// Across benchmarks (hpt.py `crossbench`): a Wilcoxon signed-rank statistic over the per-benchmark
-/// differences. Returns `(cdf, wp, wn)`: the normal CDF of the positive sum's z score, and the
+/// differences (NaN for a benchmark without a difference: counted in N, in no sum). Returns `(cdf, wp, wn)`: the normal CDF of the positive sum's z score, and the
 /// positive and negative rank sums.
 pub fn crossbench(d: &[f64]) -> (f64, f64, f64) {
     let abs: Vec<f64> = d.iter().map(|v| v.abs()).collect();
     let r = ranks(&abs);
     let (mut wz, mut wp, mut wn) = (0.0, 0.0, 0.0);
     for (v, (rank, rep)) in d.iter().zip(&r) {
+        // A benchmark whose rank-sum test did not reject (NaN, unreachable with the inverted
+        // bounds) has no sign: hpt.py counts it in N but in none of the sums.
+        if v.is_nan() {
+            continue;
+        }
         if *v == 0.0 {
             wz += rank / 2.0 + rep / 4.0 - 0.25;
         } else if *v > 0.0 {
@@ -168,14 +173,14 @@ fn check(pairs: &[Pair]) -> Result<(), HptError> {
 fn hpt_basic(pairs: &[Pair], multi: f64) -> (f64, f64, f64) {
     let d: Vec<f64> = pairs
         .iter()
-        .filter_map(|p| {
+        .map(|p| {
             let x: Vec<f64> = p
                 .changed
                 .iter()
                 .map(|v| v * multi)
                 .chain(p.reference.iter().copied())
                 .collect();
-            unibench(&x)
+            unibench(&x).unwrap_or(f64::NAN)
         })
         .collect();
     crossbench(&d)
@@ -287,6 +292,10 @@ mod tests {
         // Ties: d = [1, 1, -1]: ranks 1, 1, 1, reps 3: wp = 2 * (1 + 1.5 - 0.5) = 4, wn = 2.
         let (_, wp, wn) = crossbench(&[1.0, 1.0, -1.0]);
         assert_eq!((wp, wn), (4.0, 2.0));
+        // NaN: in N (z = (3 - 3) / sqrt(3 * 4 * 7 / 24) with wp = 1 + 2 = 3 -> 0 -> 0.5), in no sum.
+        let (cdf, wp, wn) = crossbench(&[1.0, 2.0, f64::NAN]);
+        assert_eq!((wp, wn), (3.0, 0.0));
+        assert!((cdf - 0.5).abs() < 1e-7, "{cdf}");
     }
 
     fn sample(center: f64, n: usize) -> Vec<f64> {
