@@ -138,7 +138,8 @@ pub fn analyse(run: &RunDir) -> RunAnalysis {
     RunAnalysis { baseline, configs }
 }
 
-/// Benchmark names in run.json order, then any others found in the pyperf files, sorted.
+/// Benchmark names in run.json order, then any others found in the pyperf files or in
+/// failures.jsonl (a benchmark that failed to install or calibrate is only there), sorted.
 fn benchmark_names(run: &RunDir) -> Vec<String> {
     let mut names: Vec<String> = run.info.benchmarks.iter().map(|b| b.name.clone()).collect();
     let known: BTreeSet<String> = names.iter().cloned().collect();
@@ -146,6 +147,7 @@ fn benchmark_names(run: &RunDir) -> Vec<String> {
         .suites
         .values()
         .flat_map(|s| s.benchmarks.iter().map(|b| b.name.clone()))
+        .chain(run.failures.iter().map(|f| f.benchmark.clone()))
         .filter(|n| !known.contains(n))
         .collect();
     names.extend(extra);
@@ -269,7 +271,8 @@ fn analyse_config(run: &RunDir, config: &ConfigInfo) -> ConfigAnalysis {
     }
 }
 
-/// Sums `capture_bytes` and `stats.events` over the lines that have both.
+/// Sums `capture_bytes` and `stats.events` over the lines that have both. For Memray's statistics,
+/// which have no `events`, its `total_num_allocations` stands in (bytes per recorded allocation).
 pub fn capture_cost(lines: &[TracerLine]) -> Option<CaptureCost> {
     let mut cost = CaptureCost {
         bytes: 0,
@@ -280,7 +283,7 @@ pub fn capture_cost(lines: &[TracerLine]) -> Option<CaptureCost> {
         let events = line
             .stats
             .as_ref()
-            .and_then(|s| s.get("events"))
+            .and_then(|s| s.get("events").or_else(|| s.get("total_num_allocations")))
             .and_then(Value::as_u64);
         let bytes = line.capture_bytes.or_else(|| {
             line.stats
@@ -325,5 +328,139 @@ fn compare_benchmark(run: &RunDir, base: &Benchmark, traced: &Benchmark) -> Benc
         significance: significance(&base_values, &traced_values),
         summary: overhead.summary(),
         overhead,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pyperf::parse_suite;
+    use crate::run::{Failure, RunInfo};
+
+    fn suite(benches: &[(&str, &[&[f64]])]) -> crate::pyperf::Suite {
+        let benchmarks: Vec<String> = benches
+            .iter()
+            .map(|(name, runs)| {
+                let runs: Vec<String> = runs
+                    .iter()
+                    .map(|v| format!(r#"{{"values": {v:?}, "metadata": {{"mem_max_rss": 1000}}}}"#))
+                    .collect();
+                format!(
+                    r#"{{"metadata": {{"name": "{name}"}}, "runs": [{}]}}"#,
+                    runs.join(",")
+                )
+            })
+            .collect();
+        parse_suite(&format!(
+            r#"{{"version": "1.0", "benchmarks": [{}]}}"#,
+            benchmarks.join(",")
+        ))
+        .unwrap()
+    }
+
+    fn run_dir() -> RunDir {
+        let info: RunInfo = serde_json::from_str(
+            r#"{"schema": 1, "baseline": "base", "benchmarks": [
+                  {"name": "a", "tags": ["apps"], "micro": false}, {"name": "b"}, {"name": "c"}],
+                "configs": [{"name": "base"}, {"name": "memray:native", "tracer": "memray"}]}"#,
+        )
+        .unwrap();
+        let mut suites = BTreeMap::new();
+        suites.insert(
+            "base".to_string(),
+            suite(&[
+                ("a", &[&[1.0, 1.0], &[2.0, 2.0]]),
+                ("b", &[&[1.0]]),
+                ("c", &[&[1.0]]),
+            ]),
+        );
+        suites.insert(
+            "memray:native".to_string(),
+            suite(&[("a", &[&[1.5, 1.5], &[3.0, 3.0]]), ("b", &[&[2.0]])]),
+        );
+        let failure = |bench: &str, config: &str, process| Failure {
+            benchmark: bench.to_string(),
+            config: config.to_string(),
+            process,
+            kind: Some("failed".to_string()),
+            reason: Some("requirements did not install".to_string()),
+            stderr_tail: None,
+        };
+        let mut tracer = BTreeMap::new();
+        let line: TracerLine = serde_json::from_str(
+            r#"{"process": 0, "capture_bytes": 900, "stats": {"total_num_allocations": 100}}"#,
+        )
+        .unwrap();
+        tracer.insert(("memray:native".to_string(), "a".to_string()), vec![line]);
+        RunDir {
+            path: "/nonexistent".into(),
+            info,
+            suites,
+            tracer,
+            failures: vec![
+                failure("b", "memray:native", Some(2)),
+                failure("d", "base", None),
+                failure("d", "memray:native", None),
+            ],
+            system_txt: None,
+        }
+    }
+
+    #[test]
+    fn every_benchmark_is_compared_or_listed_missing_with_its_reason() {
+        let analysis = analyse(&run_dir());
+        assert_eq!(analysis.baseline.name, "base");
+        let a = &analysis.configs[0];
+        assert_eq!(a.rows.len(), 1);
+        let row = &a.rows[0];
+        assert_eq!(row.name, "a");
+        assert!(!row.micro);
+        assert_eq!(row.overhead.ratios, vec![1.5; 4]);
+        assert_eq!(row.norm_mean, 1.5);
+        let missing: Vec<(&str, &str)> = a
+            .missing
+            .iter()
+            .map(|m| (m.name.as_str(), m.reason.as_str()))
+            .collect();
+        assert_eq!(
+            missing,
+            vec![
+                // Present in the pyperf file but failed in a process: missing all the same.
+                ("b", "failed in process 2: requirements did not install"),
+                ("c", "not in pyperf/memray:native.json"),
+                // Only in failures.jsonl (failed before run.json listed it).
+                ("d", "failed: requirements did not install"),
+            ]
+        );
+        assert_eq!(a.all, vec![1.5; 4]);
+        assert_eq!(a.geometric_mean, Some(1.5));
+        assert!(a.hpt.is_err(), "2 values per side are too few for HPT");
+        // Memray's statistics count allocations: 900 bytes / 100 allocations.
+        assert_eq!(a.capture["a"].bytes_per_event(), Some(9.0));
+    }
+
+    #[test]
+    fn a_failed_baseline_is_named_as_such() {
+        let mut run = run_dir();
+        run.failures = vec![Failure {
+            benchmark: "c".to_string(),
+            config: "base".to_string(),
+            process: Some(0),
+            kind: Some("timeout".to_string()),
+            reason: Some("exceeded 600 s".to_string()),
+            stderr_tail: None,
+        }];
+        let a = &analyse(&run).configs[0];
+        let c = a.missing.iter().find(|m| m.name == "c").unwrap();
+        // The traced side has no result either, which is found first.
+        assert_eq!(c.reason, "not in pyperf/memray:native.json");
+        run.suites
+            .get_mut("memray:native")
+            .unwrap()
+            .benchmarks
+            .push(suite(&[("c", &[&[1.0]])]).benchmarks.remove(0));
+        let a = &analyse(&run).configs[0];
+        let c = a.missing.iter().find(|m| m.name == "c").unwrap();
+        assert_eq!(c.reason, "baseline timeout in process 0: exceeded 600 s");
     }
 }
