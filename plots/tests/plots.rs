@@ -24,23 +24,22 @@ fn out_dir(test: &str) -> PathBuf {
     dir
 }
 
-/// Pixels whose colour is near `c` mixed at 30% into white (the violin fill) or `c` itself.
-fn count_near(pixels: &[u8], c: plot::Rgb) -> usize {
-    let fill = |v: u8| (0.3 * v as f64 + 0.7 * 255.0) as i32;
-    let targets = [
-        (c.0 as i32, c.1 as i32, c.2 as i32),
-        (fill(c.0), fill(c.1), fill(c.2)),
-    ];
+/// Pixels within `tol` of `c` in every channel.
+fn count_near(pixels: &[u8], c: (i32, i32, i32), tol: i32) -> usize {
     pixels
         .chunks(3)
         .filter(|p| {
-            targets.iter().any(|t| {
-                (p[0] as i32 - t.0).abs() < 12
-                    && (p[1] as i32 - t.1).abs() < 12
-                    && (p[2] as i32 - t.2).abs() < 12
-            })
+            (p[0] as i32 - c.0).abs() <= tol
+                && (p[1] as i32 - c.1).abs() <= tol
+                && (p[2] as i32 - c.2).abs() <= tol
         })
         .count()
+}
+
+/// The violin fill: the row colour at 30% over white.
+fn fill_of(c: plot::Rgb) -> (i32, i32, i32) {
+    let f = |v: u8| (0.3 * v as f64 + 0.7 * 255.0).round() as i32;
+    (f(c.0), f(c.1), f(c.2))
 }
 
 /// The contents of every `<text>` element of an SVG, trimmed.
@@ -80,11 +79,12 @@ fn png_shows_a_violin_in_every_row() {
         &pixels[y0 * w as usize * 3..y1 * w as usize * 3]
     };
     for (i, row) in fig.rows.iter().enumerate() {
-        assert!(
-            count_near(band(i), row.color) > 200,
-            "row {i} ({}) has no violin pixels",
-            row.label
-        );
+        // The filled body (not only the outline and the mean line) is there.
+        let filled = count_near(band(i), fill_of(row.color), 3);
+        assert!(filled > 400, "row {i} ({}) has {filled} fill pixels", row.label);
+        let c = (row.color.0 as i32, row.color.1 as i32, row.color.2 as i32);
+        let lines = count_near(band(i), c, 10);
+        assert!(lines > 20, "row {i} ({}) has {lines} line pixels", row.label);
     }
     let png = draw::png(&fig).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
