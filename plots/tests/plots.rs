@@ -81,10 +81,18 @@ fn png_shows_a_violin_in_every_row() {
     for (i, row) in fig.rows.iter().enumerate() {
         // The filled body (not only the outline and the mean line) is there.
         let filled = count_near(band(i), fill_of(row.color), 3);
-        assert!(filled > 400, "row {i} ({}) has {filled} fill pixels", row.label);
+        assert!(
+            filled > 400,
+            "row {i} ({}) has {filled} fill pixels",
+            row.label
+        );
         let c = (row.color.0 as i32, row.color.1 as i32, row.color.2 as i32);
         let lines = count_near(band(i), c, 10);
-        assert!(lines > 20, "row {i} ({}) has {lines} line pixels", row.label);
+        assert!(
+            lines > 20,
+            "row {i} ({}) has {lines} line pixels",
+            row.label
+        );
     }
     let png = draw::png(&fig).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");

@@ -77,7 +77,7 @@ pub fn write_performance(
     for (key, value) in &sys.other {
         let text = match value {
             serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Null => "not used".to_string(),
+            serde_json::Value::Null => "not recorded".to_string(),
             v => v.to_string(),
         };
         writeln!(out, "* {key}: {text}")?;
