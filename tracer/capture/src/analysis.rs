@@ -8,6 +8,18 @@ use serde::Serialize;
 
 use crate::reader::{Capture, Event};
 use crate::record::Kind;
+use crate::stacks::{Location, StackId};
+
+/// How many sites each table lists.
+pub const TOP_SITES: usize = 10;
+
+/// Where allocations were made: a Python stack (innermost frame first), with their count and bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Site {
+    pub count: u64,
+    pub bytes: u64,
+    pub stack: Vec<Location>,
+}
 
 /// Counts and bytes for one allocator (record kind).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -55,12 +67,23 @@ pub struct Stats {
     /// Size percentiles (p50, p90, p99, max).
     pub size_percentiles: BTreeMap<String, u64>,
     pub threads: usize,
+    /// Allocation sites with the most bytes, and with the most allocations.
+    pub top_sites_by_bytes: Vec<Site>,
+    pub top_sites_by_count: Vec<Site>,
+    /// What was live at the peak, by site.
+    pub peak_by_site: Vec<Site>,
+    /// What was live at exit, by site.
+    pub leaks_by_site: Vec<Site>,
+    /// Distinct Python stacks and code objects in the capture.
+    pub python_stacks: usize,
+    pub code_objects: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Block {
     size: u64,
     kind: Kind,
+    stack: StackId,
 }
 
 /// The live heap while replaying events: blocks by address, and mmapped ranges (which `munmap` can
@@ -68,16 +91,17 @@ struct Block {
 #[derive(Default)]
 struct Heap {
     blocks: HashMap<u64, Block>,
-    maps: BTreeMap<u64, (u64, Kind)>,
+    maps: BTreeMap<u64, Block>,
     live_bytes: u64,
 }
 
 impl Heap {
-    fn allocate(&mut self, addr: u64, size: u64, kind: Kind) {
-        if kind == Kind::Mmap {
+    fn allocate(&mut self, addr: u64, block: Block) {
+        let size = block.size;
+        if block.kind == Kind::Mmap {
             self.unmap(addr, size);
-            self.maps.insert(addr, (size, kind));
-        } else if let Some(old) = self.blocks.insert(addr, Block { size, kind }) {
+            self.maps.insert(addr, block);
+        } else if let Some(old) = self.blocks.insert(addr, block) {
             // A block handed out again without a free we saw: count it freed (a racing realloc
             // in another thread, see docs/architecture.md).
             self.live_bytes -= old.size;
@@ -99,23 +123,35 @@ impl Heap {
     /// Removes `[addr, addr + len)` from the mapped ranges; returns whether any was mapped.
     fn unmap(&mut self, addr: u64, len: u64) -> bool {
         let end = addr.saturating_add(len);
-        let overlapping: Vec<(u64, u64, Kind)> = self
+        let overlapping: Vec<(u64, Block)> = self
             .maps
             .range(..end)
             .rev()
-            .take_while(|(start, (size, _))| start.saturating_add(*size) > addr)
-            .map(|(s, (size, k))| (*s, *size, *k))
+            .take_while(|(start, b)| start.saturating_add(b.size) > addr)
+            .map(|(s, b)| (*s, *b))
             .collect();
-        for (start, size, kind) in &overlapping {
+        for (start, b) in &overlapping {
             self.maps.remove(start);
-            self.live_bytes -= size;
-            let map_end = start + size;
+            self.live_bytes -= b.size;
+            let map_end = start + b.size;
             if *start < addr {
-                self.maps.insert(*start, (addr - start, *kind));
+                self.maps.insert(
+                    *start,
+                    Block {
+                        size: addr - start,
+                        ..*b
+                    },
+                );
                 self.live_bytes += addr - start;
             }
             if map_end > end {
-                self.maps.insert(end, (map_end - end, *kind));
+                self.maps.insert(
+                    end,
+                    Block {
+                        size: map_end - end,
+                        ..*b
+                    },
+                );
                 self.live_bytes += map_end - end;
             }
         }
@@ -152,11 +188,12 @@ impl Stats {
             t.count += 1;
             t.bytes += b.size;
         }
-        for (size, kind) in heap.maps.values() {
-            let t = s.leaks_by_kind.entry(*kind).or_default();
+        for b in heap.maps.values() {
+            let t = s.leaks_by_kind.entry(b.kind).or_default();
             t.count += 1;
-            t.bytes += size;
+            t.bytes += b.size;
         }
+        s.sites(cap, &heap);
         s.leaked_blocks = s.leaks_by_kind.values().map(|t| t.count).sum();
         s.leaked_bytes = heap.live_bytes;
         s.size_histogram = power_of_two_buckets(&sizes);
@@ -175,7 +212,14 @@ impl Stats {
             s.allocations += 1;
             s.bytes_allocated += e.size;
             sizes.saturating_record(e.size.max(1));
-            heap.allocate(e.addr, e.size, e.kind);
+            heap.allocate(
+                e.addr,
+                Block {
+                    size: e.size,
+                    kind: e.kind,
+                    stack: e.stack,
+                },
+            );
         };
         match e.kind {
             Kind::Free | Kind::PymallocFree => {
@@ -204,6 +248,67 @@ impl Stats {
             _ => allocate(self, heap),
         }
     }
+}
+
+impl Stats {
+    /// The site tables: needs the totals (for the peak event) and the heap at exit.
+    fn sites(&mut self, cap: &Capture, heap_at_exit: &Heap) {
+        let mut by_stack: HashMap<StackId, (u64, u64)> = HashMap::new();
+        for e in &cap.events {
+            if !e.kind.is_free() && e.addr != 0 {
+                let t = by_stack.entry(e.stack).or_default();
+                t.0 += 1;
+                t.1 += e.size;
+            }
+        }
+        self.top_sites_by_bytes = top(cap, &by_stack, |(_, b)| *b);
+        self.top_sites_by_count = top(cap, &by_stack, |(c, _)| *c);
+        self.leaks_by_site = top(cap, &live_by_stack(heap_at_exit), |(_, b)| *b);
+        if self.peak_bytes > 0 {
+            let mut heap = Heap::default();
+            let mut scratch = Stats::default();
+            let mut sizes = Histogram::<u64>::new(1).expect("valid");
+            for e in &cap.events[..=self.peak_event as usize] {
+                scratch.apply(&mut heap, &mut sizes, e);
+            }
+            self.peak_by_site = top(cap, &live_by_stack(&heap), |(_, b)| *b);
+        }
+        self.python_stacks = cap.stacks.len();
+        self.code_objects = cap.codes.len();
+    }
+}
+
+fn live_by_stack(heap: &Heap) -> HashMap<StackId, (u64, u64)> {
+    let mut out: HashMap<StackId, (u64, u64)> = HashMap::new();
+    for b in heap.blocks.values().chain(heap.maps.values()) {
+        let t = out.entry(b.stack).or_default();
+        t.0 += 1;
+        t.1 += b.size;
+    }
+    out
+}
+
+/// The `TOP_SITES` stacks with the largest `key`, resolved to locations.
+fn top(
+    cap: &Capture,
+    sites: &HashMap<StackId, (u64, u64)>,
+    key: impl Fn(&(u64, u64)) -> u64,
+) -> Vec<Site> {
+    let mut v: Vec<(&StackId, &(u64, u64))> = sites.iter().collect();
+    v.sort_by(|a, b| key(b.1).cmp(&key(a.1)).then(a.0.cmp(b.0)));
+    v.into_iter()
+        .take(TOP_SITES)
+        .map(|(stack, (count, bytes))| Site {
+            count: *count,
+            bytes: *bytes,
+            stack: cap
+                .stacks
+                .frames(*stack)
+                .into_iter()
+                .map(|f| Location::resolve(&cap.codes, f))
+                .collect(),
+        })
+        .collect()
 }
 
 fn power_of_two_buckets(h: &Histogram<u64>) -> Vec<SizeBucket> {
@@ -239,6 +344,7 @@ mod tests {
             old_addr,
             size,
             time_ns: 0,
+            stack: 0,
         }
     }
 

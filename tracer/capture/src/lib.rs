@@ -6,11 +6,14 @@
 
 pub mod analysis;
 pub mod header;
+pub mod linetable;
 pub mod reader;
 pub mod record;
+pub mod stacks;
 pub mod varint;
 
 pub use analysis::Stats;
 pub use header::Header;
 pub use reader::{read_capture, Capture, Event, ReadError};
 pub use record::Kind;
+pub use stacks::{Location, StackId, StackTree};

@@ -9,9 +9,10 @@ use std::io::Read;
 
 use crate::header::Header;
 use crate::record::{
-    ChunkDecoder, Kind, Record, FORMAT_VERSION, FRAME_END, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK,
-    MAGIC,
+    ChunkDecoder, CodeDef, Kind, Record, FORMAT_VERSION, FRAME_END, FRAME_PREFIX_LEN,
+    FRAME_THREAD_CHUNK, MAGIC,
 };
+use crate::stacks::{StackId, StackTree};
 use crate::varint::Cursor;
 
 /// No frame the preload writes comes near this; a larger length means damage, and refusing it
@@ -33,6 +34,8 @@ pub struct Event {
     pub size: u64,
     /// When the buffer holding this event was started, in nanoseconds since the capture started.
     pub time_ns: u64,
+    /// The Python stack the event happened in (`StackTree::ROOT`: no Python frame).
+    pub stack: StackId,
 }
 
 /// A decoded capture.
@@ -48,6 +51,12 @@ pub struct Capture {
     pub truncated: Option<String>,
     pub chunks: u64,
     pub bytes: u64,
+    /// Python code objects by id.
+    pub codes: BTreeMap<u32, CodeDef>,
+    /// Every Python stack an event happened in.
+    pub stacks: StackTree,
+    /// Check mode: the points where the two stack sources disagreed (walked, profiled).
+    pub mismatches: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)>,
 }
 
 /// Why a file could not be read as a capture.
@@ -163,6 +172,8 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
     let mut dec = ChunkDecoder::new(body).map_err(|e| (0, format!("bad thread chunk: {e}")))?;
     let (thread, time_ns) = (dec.header.thread, dec.header.start_ns);
     cap.chunks += 1;
+    // Every chunk starts with an empty Python stack (the writer re-sends the whole stack).
+    let mut stack = StackTree::ROOT;
     for rec in dec.by_ref() {
         match rec.map_err(|e| (0, format!("bad record in thread chunk: {e}")))? {
             Record::ThreadInfo { os_tid } => {
@@ -183,8 +194,15 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
                     old_addr,
                     size,
                     time_ns,
+                    stack,
                 });
             }
+            Record::Code(def) => {
+                cap.codes.insert(def.id, def);
+            }
+            Record::Push { code, offset } => stack = cap.stacks.push(stack, code, offset),
+            Record::Pop { count } => stack = cap.stacks.pop(stack, count),
+            Record::StackMismatch { walked, profiled } => cap.mismatches.push((walked, profiled)),
         }
     }
     Ok(())

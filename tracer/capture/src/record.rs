@@ -62,10 +62,18 @@ pub enum Kind {
     PymallocFree = 18,
     /// The OS thread id of the chunk's thread (written once per thread).
     ThreadInfo = 32,
+    /// A Python code object, defined once per capture: id, first line, name, file, line table.
+    Code = 33,
+    /// A Python frame entered: code id, instruction offset.
+    Push = 34,
+    /// Python frames left: how many.
+    Pop = 35,
+    /// Check mode: the two stack sources disagreed at this point (walked, then profiled stack).
+    StackMismatch = 36,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 20] = [
         Kind::Malloc,
         Kind::Calloc,
         Kind::Realloc,
@@ -82,6 +90,10 @@ impl Kind {
         Kind::Munmap,
         Kind::PymallocFree,
         Kind::ThreadInfo,
+        Kind::Code,
+        Kind::Push,
+        Kind::Pop,
+        Kind::StackMismatch,
     ];
 
     pub fn from_u8(v: u8) -> Option<Kind> {
@@ -107,6 +119,10 @@ impl Kind {
             Kind::Munmap => "munmap",
             Kind::PymallocFree => "pymalloc_free",
             Kind::ThreadInfo => "thread_info",
+            Kind::Code => "code",
+            Kind::Push => "push",
+            Kind::Pop => "pop",
+            Kind::StackMismatch => "stack_mismatch",
         }
     }
 
@@ -119,6 +135,11 @@ impl Kind {
     }
 
     /// Python allocator events (recorded with `--trace-python-allocators`).
+    /// Records that are not allocation events (threads, Python stacks).
+    pub fn is_meta(self) -> bool {
+        self as u8 >= Kind::ThreadInfo as u8
+    }
+
     pub fn is_pymalloc(self) -> bool {
         matches!(
             self,
@@ -249,8 +270,87 @@ pub fn put_thread_info(out: &mut [u8], pos: usize, os_tid: u64) -> usize {
     put_varint(out, pos + 1, os_tid)
 }
 
+/// A Python code object as the capture defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CodeDef {
+    pub id: u32,
+    pub first_line: u32,
+    pub name: String,
+    pub filename: String,
+    /// CPython's location table (`co_linetable`, 3.11+ format), to map offsets to lines when reading.
+    pub linetable: Vec<u8>,
+}
+
+/// Bytes a code record takes.
+pub fn code_len(name: &[u8], filename: &[u8], linetable: &[u8]) -> usize {
+    1 + 4 * crate::varint::MAX_VARINT_LEN + name.len() + filename.len() + linetable.len()
+}
+
+/// Encodes a code object definition. `out` must hold [`code_len`] bytes from `pos`.
+pub fn put_code(
+    out: &mut [u8],
+    pos: usize,
+    id: u32,
+    first_line: u32,
+    name: &[u8],
+    filename: &[u8],
+    linetable: &[u8],
+) -> usize {
+    out[pos] = Kind::Code as u8;
+    let mut pos = put_varint(out, pos + 1, u64::from(id));
+    pos = put_varint(out, pos, u64::from(first_line));
+    for bytes in [name, filename, linetable] {
+        pos = put_varint(out, pos, bytes.len() as u64);
+        out[pos..pos + bytes.len()].copy_from_slice(bytes);
+        pos += bytes.len();
+    }
+    pos
+}
+
+/// Bytes a push record can take.
+pub const MAX_PUSH_LEN: usize = 1 + 2 * crate::varint::MAX_VARINT_LEN;
+
+/// Encodes entering a Python frame running code `code` at byte offset `offset`.
+#[inline(always)]
+pub fn put_push(out: &mut [u8], pos: usize, code: u32, offset: u32) -> usize {
+    out[pos] = Kind::Push as u8;
+    let pos = put_varint(out, pos + 1, u64::from(code));
+    put_varint(out, pos, u64::from(offset))
+}
+
+/// Encodes leaving `count` Python frames.
+#[inline(always)]
+pub fn put_pop(out: &mut [u8], pos: usize, count: u32) -> usize {
+    out[pos] = Kind::Pop as u8;
+    put_varint(out, pos + 1, u64::from(count))
+}
+
+/// Bytes a mismatch record takes for stacks of these depths.
+pub fn mismatch_len(walked: usize, profiled: usize) -> usize {
+    1 + (2 + 2 * (walked + profiled)) * crate::varint::MAX_VARINT_LEN
+}
+
+/// Encodes a disagreement between the stack sources (check mode): both stacks, outermost first.
+pub fn put_mismatch(
+    out: &mut [u8],
+    pos: usize,
+    walked: &[(u32, u32)],
+    profiled: &[(u32, u32)],
+) -> usize {
+    out[pos] = Kind::StackMismatch as u8;
+    let mut pos = pos + 1;
+    for stack in [walked, profiled] {
+        pos = put_varint(out, pos, stack.len() as u64);
+        for (code, offset) in stack {
+            pos = put_varint(out, pos, u64::from(*code));
+            pos = put_varint(out, pos, u64::from(*offset));
+        }
+    }
+    pos
+}
+
 /// One decoded record of a thread chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// An allocation, free or realloc. For frees `size` is 0 (munmap: the length); for reallocs
     /// `old_addr` is the block given back (0 for none).
@@ -263,6 +363,18 @@ pub enum Record {
     },
     ThreadInfo {
         os_tid: u64,
+    },
+    Code(CodeDef),
+    Push {
+        code: u32,
+        offset: u32,
+    },
+    Pop {
+        count: u32,
+    },
+    StackMismatch {
+        walked: Vec<(u32, u32)>,
+        profiled: Vec<(u32, u32)>,
     },
 }
 
@@ -327,16 +439,59 @@ impl<'a> ChunkDecoder<'a> {
         Ok(self.st.prev_addr)
     }
 
+    fn u32(&mut self) -> Result<u32, ChunkError> {
+        u32::try_from(self.cur.varint()?).map_err(|_| ChunkError::Overlong)
+    }
+
+    fn stack(&mut self) -> Result<Vec<(u32, u32)>, ChunkError> {
+        let n = self.cur.varint()?;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            // Each frame takes at least two bytes: a bad count ends at the end of the data.
+            out.push((self.u32()?, self.u32()?));
+        }
+        Ok(out)
+    }
+
     fn next_record(&mut self) -> Result<Record, ChunkError> {
         let token = self.cur.u8()?;
         let kind = Kind::from_u8(token & TOKEN_KIND_MASK).ok_or(ChunkError::UnknownKind(token))?;
         if token & !(TOKEN_KIND_MASK | TOKEN_NEW_EPOCH) != 0 {
             return Err(ChunkError::UnknownKind(token));
         }
-        if kind == Kind::ThreadInfo {
-            return Ok(Record::ThreadInfo {
-                os_tid: self.cur.varint()?,
-            });
+        match kind {
+            Kind::ThreadInfo => {
+                return Ok(Record::ThreadInfo {
+                    os_tid: self.cur.varint()?,
+                })
+            }
+            Kind::Code => {
+                let id = self.u32()?;
+                let first_line = self.u32()?;
+                let name = self.cur.string()?;
+                let filename = self.cur.string()?;
+                let linetable = self.cur.bytes()?.to_vec();
+                return Ok(Record::Code(CodeDef {
+                    id,
+                    first_line,
+                    name,
+                    filename,
+                    linetable,
+                }));
+            }
+            Kind::Push => {
+                return Ok(Record::Push {
+                    code: self.u32()?,
+                    offset: self.u32()?,
+                })
+            }
+            Kind::Pop => return Ok(Record::Pop { count: self.u32()? }),
+            Kind::StackMismatch => {
+                let walked = self.stack()?;
+                let profiled = self.stack()?;
+                return Ok(Record::StackMismatch { walked, profiled });
+            }
+            _ => {}
         }
         if token & TOKEN_NEW_EPOCH != 0 {
             self.st.epoch = self.st.epoch.wrapping_add(self.cur.varint()?);
@@ -448,6 +603,41 @@ mod tests {
                 ev(Kind::Realloc, 9, 0x5555_0000, 0x7f00_0000_1000, 4000),
                 ev(Kind::Free, 12, 0x5555_0000, 0, 0),
                 ev(Kind::Munmap, 12, 0x7f12_3456_0000, 0, 1 << 20),
+            ]
+        );
+    }
+
+    #[test]
+    fn python_records_roundtrip() {
+        let mut buf = vec![0u8; 4096];
+        let (mut pos, _) = begin_chunk(&mut buf, 0, 0, 0);
+        pos = put_code(&mut buf, pos, 7, 12, b"f", b"x.py", &[0x80, 0x01]);
+        pos = put_push(&mut buf, pos, 7, 24);
+        pos = put_pop(&mut buf, pos, 2);
+        pos = put_mismatch(&mut buf, pos, &[(7, 24)], &[]);
+        let recs: Vec<Record> = ChunkDecoder::new(&buf[FRAME_PREFIX_LEN..pos])
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            recs,
+            vec![
+                Record::Code(CodeDef {
+                    id: 7,
+                    first_line: 12,
+                    name: "f".into(),
+                    filename: "x.py".into(),
+                    linetable: vec![0x80, 0x01]
+                }),
+                Record::Push {
+                    code: 7,
+                    offset: 24
+                },
+                Record::Pop { count: 2 },
+                Record::StackMismatch {
+                    walked: vec![(7, 24)],
+                    profiled: vec![]
+                },
             ]
         );
     }

@@ -34,10 +34,45 @@ pub fn find_library() -> Result<PathBuf> {
     )
 }
 
+/// The bootstrap that starts the tracer inside Python (see `tracer/preload/python/`).
+const SITECUSTOMIZE: &str = include_str!("../../preload/python/sitecustomize.py");
+
+/// Makes the bootstrap directory next to the library: `sitecustomize.py`, and `_alloc_tracer.so`, a
+/// symlink to the library itself (importing it hands back the copy `LD_PRELOAD` loaded). Rewritten
+/// only when its content differs, so concurrent runs do not race on it.
+pub fn bootstrap_dir(lib: &Path) -> Result<PathBuf> {
+    let dir = lib.with_file_name("tracer-bootstrap");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let site = dir.join("sitecustomize.py");
+    if std::fs::read_to_string(&site).ok().as_deref() != Some(SITECUSTOMIZE) {
+        let tmp = dir.join(format!(".sitecustomize.{}", std::process::id()));
+        std::fs::write(&tmp, SITECUSTOMIZE)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &site)?;
+    }
+    let module = dir.join("_alloc_tracer.so");
+    if std::fs::read_link(&module).ok().as_deref() != Some(lib) {
+        let tmp = dir.join(format!(".alloc_tracer.{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(lib, &tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        std::fs::rename(&tmp, &module)?;
+    }
+    Ok(dir)
+}
+
 /// The variables that trace a process writing `output` in the given mode.
 pub fn tracer_env(output: &Path, mode: &ModeArgs) -> Result<Vec<(String, OsString)>> {
-    let lib = find_library()?;
+    let lib = find_library()?
+        .canonicalize()
+        .context("cannot resolve the library path")?;
+    let bootstrap = bootstrap_dir(&lib)?;
     let output = std::path::absolute(output).context("cannot make the capture path absolute")?;
+    let mut pythonpath = bootstrap.into_os_string();
+    if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|v| !v.is_empty()) {
+        pythonpath.push(":");
+        pythonpath.push(existing);
+    }
     let mut preload = lib.into_os_string();
     if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
         preload.push(":");
@@ -58,6 +93,7 @@ pub fn tracer_env(output: &Path, mode: &ModeArgs) -> Result<Vec<(String, OsStrin
     ));
     env.push(("TRACER_NATIVE".into(), flag(mode.native)));
     env.push(("TRACER_FOLLOW_EXEC".into(), flag(mode.follow_exec)));
+    env.push(("PYTHONPATH".into(), pythonpath));
     Ok(env)
 }
 

@@ -33,8 +33,11 @@ pub enum StackSource {
     Walk,
     /// A native profile function keeping a shadow stack.
     Profile,
-    /// The profile function installed but recording nothing (measures the hook's own cost).
+    /// The profile function installed but doing nothing; allocations carry no Python stack (shows
+    /// what CPython's profiling machinery costs by itself).
     Noop,
+    /// Both sources: records the walked stack and counts where the profiled one disagrees (a test).
+    Check,
 }
 
 impl StackSource {
@@ -43,6 +46,7 @@ impl StackSource {
             StackSource::Walk => "walk",
             StackSource::Profile => "profile",
             StackSource::Noop => "noop",
+            StackSource::Check => "check",
         }
     }
 }

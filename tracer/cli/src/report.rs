@@ -6,7 +6,27 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use tracer_capture::{read_capture, Capture, Header, Stats};
+use tracer_capture::analysis::Site;
+use tracer_capture::stacks::Frame;
+use tracer_capture::{read_capture, Capture, Header, Location, Stats};
+
+/// Mismatches shown (check mode); all are counted.
+const MISMATCHES_SHOWN: usize = 20;
+
+/// One disagreement between the stack sources, resolved (innermost frame first).
+#[derive(Serialize)]
+struct Mismatch {
+    walked: Vec<Location>,
+    profiled: Vec<Location>,
+}
+
+fn resolve(cap: &Capture, stack: &[(u32, u32)]) -> Vec<Location> {
+    stack
+        .iter()
+        .rev()
+        .map(|&(code, offset)| Location::resolve(&cap.codes, Frame { code, offset }))
+        .collect()
+}
 
 /// What `tracer stats --json` prints (fields documented in docs/architecture.md).
 #[derive(Serialize)]
@@ -20,6 +40,7 @@ struct StatsJson<'a> {
     #[serde(flatten)]
     stats: &'a Stats,
     counters: BTreeMap<&'a str, u64>,
+    stack_mismatches: Vec<Mismatch>,
 }
 
 pub fn stats(path: &Path, json: bool) -> Result<()> {
@@ -39,6 +60,15 @@ pub fn stats(path: &Path, json: bool) -> Result<()> {
             mode: cap.header.mode_name(),
             stats: &stats,
             counters: cap.counters.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+            stack_mismatches: cap
+                .mismatches
+                .iter()
+                .take(MISMATCHES_SHOWN)
+                .map(|(w, p)| Mismatch {
+                    walked: resolve(&cap, w),
+                    profiled: resolve(&cap, p),
+                })
+                .collect(),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -198,6 +228,36 @@ fn render_text(path: &Path, capture_bytes: u64, cap: &Capture, s: &Stats) -> Str
         let _ = writeln!(o, "  {}", pct.join(", "));
     }
 
+    let tables = [
+        ("Top allocation sites by bytes", &s.top_sites_by_bytes),
+        ("Top allocation sites by count", &s.top_sites_by_count),
+        ("Memory at peak by site", &s.peak_by_site),
+        ("Leaked at exit by site", &s.leaks_by_site),
+    ];
+    for (title, sites) in tables {
+        if sites.iter().any(|site| !site.stack.is_empty()) {
+            let _ = writeln!(o, "\n{title}");
+            render_sites(&mut o, sites);
+        }
+    }
+    if !cap.mismatches.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nStack sources disagree ({} times); first ones, innermost frame first:",
+            cap.mismatches.len()
+        );
+        for (walked, profiled) in cap.mismatches.iter().take(3) {
+            let show = |v: Vec<Location>| {
+                v.iter()
+                    .map(|l| l.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" < ")
+            };
+            let _ = writeln!(o, "  walked:   {}", show(resolve(cap, walked)));
+            let _ = writeln!(o, "  profiled: {}", show(resolve(cap, profiled)));
+        }
+    }
+
     if !cap.counters.is_empty() {
         let _ = writeln!(o, "\nTracer counters");
         for (name, value) in &cap.counters {
@@ -210,6 +270,29 @@ fn render_text(path: &Path, capture_bytes: u64, cap: &Capture, s: &Stats) -> Str
         );
     }
     o
+}
+
+/// Frames shown per site (innermost first).
+const FRAMES_SHOWN: usize = 8;
+
+fn render_sites(o: &mut String, sites: &[Site]) {
+    for site in sites {
+        let _ = writeln!(
+            o,
+            "  {:>12} in {:>9} allocations",
+            human_bytes(site.bytes),
+            thousands(site.count)
+        );
+        if site.stack.is_empty() {
+            let _ = writeln!(o, "      (no Python frame)");
+        }
+        for loc in site.stack.iter().take(FRAMES_SHOWN) {
+            let _ = writeln!(o, "      {loc}");
+        }
+        if site.stack.len() > FRAMES_SHOWN {
+            let _ = writeln!(o, "      ... {} more", site.stack.len() - FRAMES_SHOWN);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,12 @@
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::Relaxed, Ordering::Release};
 
-use tracer_capture::record::{self, ChunkState, Kind, MAX_CHUNK_HEADER_LEN, MAX_EVENT_RECORD_LEN};
+use tracer_capture::record::{
+    self, ChunkState, Kind, MAX_CHUNK_HEADER_LEN, MAX_EVENT_RECORD_LEN, MAX_PUSH_LEN,
+};
+use tracer_capture::varint::MAX_VARINT_LEN;
 
+use crate::python::{self, PyThread, Source};
 use crate::{clock, order, writer};
 
 /// Bytes per chunk: large enough that handing chunks over costs nothing per event, small enough that
@@ -31,6 +35,17 @@ pub struct Local {
     pos: usize,
     st: ChunkState,
     owner: u64,
+    py: PyThread,
+    counters: Counters,
+}
+
+/// The thread's share of the tracer's own counters (added to the global ones when a chunk is handed
+/// over, so the hot path touches no shared cache line).
+#[derive(Default, Clone, Copy)]
+pub struct Counters {
+    pub frames_walked: u64,
+    pub frames_pushed: u64,
+    pub frames_popped: u64,
 }
 
 pub struct ThreadBuffer {
@@ -54,11 +69,13 @@ impl ThreadBuffer {
                 pos: 0,
                 st: ChunkState::default(),
                 owner: order::owner_of(thread),
+                py: PyThread::default(),
+                counters: Counters::default(),
             },
         });
         let epoch = order::epoch(tb.local.owner);
         tb.start_chunk(chunk, epoch);
-        let n = record::put_thread_info(tb.window().0, 0, os_tid);
+        let n = record::put_thread_info(tb.window(MAX_EVENT_RECORD_LEN).0, 0, os_tid);
         tb.commit(n);
         tb
     }
@@ -78,12 +95,15 @@ impl ThreadBuffer {
         self.local.chunk = chunk;
     }
 
-    /// Room for one more record, handing the chunk over when it is full.
+    /// Room for `n` more bytes, handing the chunk over when it is full. Returns whether a new chunk
+    /// was started (which also forgets the Python stack last recorded: each chunk re-sends it).
     #[inline(always)]
-    fn reserve(&mut self) {
-        if self.local.pos + MAX_EVENT_RECORD_LEN > self.local.chunk.len() {
+    fn reserve(&mut self, n: usize) -> bool {
+        if self.local.pos + n > self.local.chunk.len() {
             self.rotate();
+            return true;
         }
+        false
     }
 
     /// Sends the current chunk to the writer and starts an empty one.
@@ -92,20 +112,28 @@ impl ThreadBuffer {
         let epoch = self.local.st.epoch;
         let full = std::mem::take(&mut self.local.chunk);
         let has_records = self.local.pos > self.shared.records_start.load(Relaxed);
+        self.publish_counters();
         let empty = writer::submit(full, self.local.pos, has_records);
         self.start_chunk(empty, epoch);
+        self.local.py.emitted.clear();
     }
 
-    /// The bytes the next record may take. Only this window is borrowed mutably: the exit flush may be
-    /// reading the records before it (`Vec::as_mut_ptr` creates no reference to the whole chunk).
+    fn publish_counters(&mut self) {
+        let c = std::mem::take(&mut self.local.counters);
+        writer::FRAMES_WALKED.fetch_add(c.frames_walked, Relaxed);
+        writer::FRAMES_PUSHED.fetch_add(c.frames_pushed, Relaxed);
+        writer::FRAMES_POPPED.fetch_add(c.frames_popped, Relaxed);
+    }
+
+    /// The `n` bytes the next record may take. Only this window is borrowed mutably: the exit flush
+    /// may be reading the records before it (`Vec::as_mut_ptr` creates no reference to the whole chunk).
     #[inline(always)]
-    fn window(&mut self) -> (&mut [u8], &mut ChunkState) {
+    fn window(&mut self, n: usize) -> (&mut [u8], &mut ChunkState) {
         let l = &mut self.local;
-        // SAFETY: `reserve` ensured `pos + MAX_EVENT_RECORD_LEN <= chunk.len()`, and nobody else writes
-        // to or reads from bytes at or past `committed == pos`.
-        let w = unsafe {
-            std::slice::from_raw_parts_mut(l.chunk.as_mut_ptr().add(l.pos), MAX_EVENT_RECORD_LEN)
-        };
+        assert!(l.pos + n <= l.chunk.len());
+        // SAFETY: in bounds (checked above), and nobody else writes to or reads from bytes at or past
+        // `committed == pos`.
+        let w = unsafe { std::slice::from_raw_parts_mut(l.chunk.as_mut_ptr().add(l.pos), n) };
         (w, &mut l.st)
     }
 
@@ -121,28 +149,35 @@ impl ThreadBuffer {
         order::epoch(self.local.owner)
     }
 
+    /// The thread's Python state (the profile source keeps its shadow stack here).
+    pub fn python(&mut self) -> &mut PyThread {
+        &mut self.local.py
+    }
+
     #[inline(always)]
     pub fn allocation(&mut self, kind: Kind, addr: u64, size: u64) {
-        self.reserve();
+        self.python_stack();
+        self.reserve(MAX_EVENT_RECORD_LEN);
         let epoch = self.epoch();
-        let (w, st) = self.window();
+        let (w, st) = self.window(MAX_EVENT_RECORD_LEN);
         let n = record::put_alloc(w, 0, st, kind, epoch, addr, size);
         self.commit(n);
     }
 
+    /// Frees carry no stack: nothing reads one.
     #[inline(always)]
     pub fn free(&mut self, kind: Kind, addr: u64) {
-        self.reserve();
+        self.reserve(MAX_EVENT_RECORD_LEN);
         let epoch = self.epoch();
-        let (w, st) = self.window();
+        let (w, st) = self.window(MAX_EVENT_RECORD_LEN);
         let n = record::put_free(w, 0, st, kind, epoch, addr);
         self.commit(n);
     }
 
     pub fn munmap(&mut self, addr: u64, len: u64) {
-        self.reserve();
+        self.reserve(MAX_EVENT_RECORD_LEN);
         let epoch = self.epoch();
-        let (w, st) = self.window();
+        let (w, st) = self.window(MAX_EVENT_RECORD_LEN);
         let n = record::put_munmap(w, 0, st, epoch, addr, len);
         self.commit(n);
     }
@@ -150,10 +185,134 @@ impl ThreadBuffer {
     /// A realloc whose epoch was taken before the real call (see `hooks::realloc`).
     #[inline(always)]
     pub fn realloc(&mut self, kind: Kind, epoch: u64, old: u64, new: u64, size: u64) {
-        self.reserve();
-        let (w, st) = self.window();
+        self.python_stack();
+        self.reserve(MAX_EVENT_RECORD_LEN);
+        let (w, st) = self.window(MAX_EVENT_RECORD_LEN);
         let n = record::put_realloc(w, 0, st, kind, epoch, old, new, size);
         self.commit(n);
+    }
+
+    /// Records the calling thread's Python stack, as the difference from the one last recorded.
+    #[inline(always)]
+    fn python_stack(&mut self) {
+        let source = python::source();
+        if !matches!(source, Source::Off | Source::Noop) {
+            self.emit_python_stack(source);
+        }
+    }
+
+    fn emit_python_stack(&mut self, source: Source) {
+        let Some(layout) = python::layout() else {
+            return;
+        };
+        python::current_stack(source, &mut self.local.py);
+        self.local.counters.frames_walked += self.local.py.scratch.len() as u64;
+        if source == Source::Check {
+            self.check_stack(layout);
+        }
+        let frames = std::mem::take(&mut self.local.py.scratch);
+        let mut ids = std::mem::take(&mut self.local.py.ids);
+        ids.clear();
+        let emitted = &self.local.py.emitted;
+        let mut common = emitted
+            .iter()
+            .zip(&frames)
+            .take_while(|(e, f)| e.0 == f.code && e.2 == f.offset)
+            .count();
+        // Ids below `common` come from what was recorded; looking up the others may write code
+        // definitions, which may start a new chunk (so `common` is clamped after).
+        for (i, f) in frames.iter().enumerate() {
+            let id = if i < common {
+                self.local.py.emitted[i].1
+            } else {
+                self.code_id(layout, f.code)
+            };
+            ids.push(id);
+        }
+        common = common.min(self.local.py.emitted.len());
+        // Room for the whole stack: a new chunk re-sends all of it.
+        let need = 1 + MAX_VARINT_LEN + frames.len() * MAX_PUSH_LEN + MAX_EVENT_RECORD_LEN;
+        if self.reserve(need) {
+            common = 0;
+        }
+        let pops = self.local.py.emitted.len() - common;
+        let (w, _) = self.window(need);
+        let mut n = 0;
+        if pops > 0 {
+            n = record::put_pop(w, n, pops as u32);
+        }
+        for (f, id) in frames[common..].iter().zip(&ids[common..]) {
+            n = record::put_push(w, n, *id, f.offset);
+        }
+        self.commit(n);
+        let c = &mut self.local.counters;
+        c.frames_popped += pops as u64;
+        c.frames_pushed += (frames.len() - common) as u64;
+        let py = &mut self.local.py;
+        py.emitted.truncate(common);
+        py.emitted.extend(
+            frames[common..]
+                .iter()
+                .zip(&ids[common..])
+                .map(|(f, id)| (f.code, *id, f.offset)),
+        );
+        py.scratch = frames;
+        py.ids = ids;
+    }
+
+    /// The id of a code object, writing its definition the first time the capture meets it.
+    fn code_id(&mut self, layout: &python::layout::Layout, code: usize) -> u32 {
+        let (id, new) = python::codes::intern(layout, code);
+        if new {
+            // SAFETY: `code` belongs to a frame running on this thread, so it is alive.
+            let info = unsafe { python::walk::code_info(layout, code) };
+            let (name, file, table) = (
+                info.name.as_bytes(),
+                info.filename.as_bytes(),
+                &info.linetable[..],
+            );
+            let len = record::code_len(name, file, table);
+            self.reserve(len);
+            let (w, _) = self.window(len);
+            let n = record::put_code(w, 0, id, info.first_line, name, file, table);
+            self.commit(n);
+        }
+        id
+    }
+
+    /// Check mode: compares the walked stack (in `scratch`) with the profile source's. Not compared:
+    /// a walked stack with one more frame on top (a call or return the profile function has not been
+    /// told of yet), and threads where the profile function is not installed yet.
+    fn check_stack(&mut self, layout: &python::layout::Layout) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let py = &mut self.local.py;
+        if !py.profiling {
+            python::CHECK_SKIPPED.fetch_add(1, Relaxed);
+            return;
+        }
+        let mut profiled = std::mem::take(&mut py.other);
+        python::profile::stack(&py.shadow, &mut profiled);
+        let walked = &py.scratch;
+        if *walked == profiled {
+            python::CHECKED.fetch_add(1, Relaxed);
+        } else if walked.len() == profiled.len() + 1 && walked[..profiled.len()] == profiled[..] {
+            python::CHECK_SKIPPED.fetch_add(1, Relaxed);
+        } else {
+            python::MISMATCHES.fetch_add(1, Relaxed);
+            let walked = walked.clone();
+            let ids = |tb: &mut Self, s: &[python::walk::RawFrame]| -> Vec<(u32, u32)> {
+                s.iter()
+                    .map(|f| (tb.code_id(layout, f.code), f.offset))
+                    .collect()
+            };
+            let (w_ids, p_ids) = (ids(self, &walked), ids(self, &profiled));
+            let len = record::mismatch_len(w_ids.len(), p_ids.len());
+            self.reserve(len);
+            let (w, _) = self.window(len);
+            let n = record::put_mismatch(w, 0, &w_ids, &p_ids);
+            self.commit(n);
+        }
+        self.local.py.other = profiled;
     }
 
     /// Drops what the buffer holds without writing it (a fork child: the parent writes it).
@@ -161,10 +320,12 @@ impl ThreadBuffer {
         let epoch = self.local.st.epoch;
         let chunk = std::mem::take(&mut self.local.chunk);
         self.start_chunk(chunk, epoch);
+        self.local.py.emitted.clear();
     }
 
     /// Hands the last chunk over and gives the buffer back (the thread is exiting).
     pub fn close(mut self: Box<Self>) {
+        self.publish_counters();
         let has_records = self.local.pos > *self.shared.records_start.get_mut();
         let full = std::mem::take(&mut self.local.chunk);
         writer::give_back(writer::submit(full, self.local.pos, has_records));

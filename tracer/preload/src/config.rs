@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use tracer_capture::header::{MODE_NATIVE, MODE_PYTHON_ALLOCATORS};
 
@@ -17,6 +18,13 @@ pub struct Config {
     pub follow_exec: bool,
     /// Set in an exec'ed child of a traced process: the capture name gets `.<pid>` appended.
     pub exec_child: bool,
+}
+
+static PYTHON_ALLOCATORS: AtomicBool = AtomicBool::new(false);
+
+/// Whether pymalloc is to be traced (set once at load).
+pub fn python_allocators() -> bool {
+    PYTHON_ALLOCATORS.load(Relaxed)
 }
 
 fn flag(name: &str) -> bool {
@@ -35,6 +43,11 @@ impl Config {
             follow_exec: flag("TRACER_FOLLOW_EXEC"),
             exec_child: flag("TRACER_EXEC_CHILD"),
         }
+    }
+
+    /// Makes the settings that later code reads globally available.
+    pub fn publish(&self) {
+        PYTHON_ALLOCATORS.store(self.python_allocators, Relaxed);
     }
 
     pub fn mode_flags(&self) -> u64 {

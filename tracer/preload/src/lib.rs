@@ -17,10 +17,13 @@ mod hooks;
 mod libc_alloc;
 mod lifecycle;
 mod order;
+mod python;
 mod state;
 mod tls;
 mod track;
 mod writer;
+
+pub use python::module::PyInit__alloc_tracer;
 
 /// Every symbol the library exports.
 pub use hooks::{

@@ -70,6 +70,7 @@ extern "C" fn on_load() {
         return;
     };
     config::adjust_child_environment(&cfg);
+    cfg.publish();
     let pid = getpid();
     if cfg.exec_child {
         path.as_mut_os_string().push(format!(".{pid}"));
@@ -153,6 +154,7 @@ extern "C" fn after_fork_in_child() {
         // SAFETY: the buffer of this thread, the only thread in the child.
         unsafe { (*tb).discard() };
     }
+    crate::python::after_fork_in_child();
     match header {
         Some(h) if state::recording() => {
             writer::after_fork_in_child(current, &h);

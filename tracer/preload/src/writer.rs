@@ -64,6 +64,9 @@ pub static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 pub static DIRECT_DRAINS: AtomicU64 = AtomicU64::new(0);
 pub static THREADS: AtomicU64 = AtomicU64::new(0);
 pub static LATE_EVENTS: AtomicU64 = AtomicU64::new(0);
+pub static FRAMES_WALKED: AtomicU64 = AtomicU64::new(0);
+pub static FRAMES_PUSHED: AtomicU64 = AtomicU64::new(0);
+pub static FRAMES_POPPED: AtomicU64 = AtomicU64::new(0);
 
 /// Creates the capture exclusively (never through a symlink, never over an existing file, mode 0600)
 /// and writes its header.
@@ -247,6 +250,19 @@ pub fn finish() {
         ("direct_drains", DIRECT_DRAINS.load(Relaxed)),
         ("threads", THREADS.load(Relaxed)),
         ("late_events", LATE_EVENTS.load(Relaxed)),
+        ("frames_walked", FRAMES_WALKED.load(Relaxed)),
+        ("frames_pushed", FRAMES_PUSHED.load(Relaxed)),
+        ("frames_popped", FRAMES_POPPED.load(Relaxed)),
+        (
+            "code_objects_interned",
+            crate::python::codes::INTERNED.load(Relaxed),
+        ),
+        ("stack_checks", crate::python::CHECKED.load(Relaxed)),
+        (
+            "stack_checks_skipped",
+            crate::python::CHECK_SKIPPED.load(Relaxed),
+        ),
+        ("stack_mismatches", crate::python::MISMATCHES.load(Relaxed)),
     ];
     write_or_stop(&mut sink, &encode_end(&counters));
     q.closed = true;

@@ -1,0 +1,109 @@
+//! Provides the `profile` stack source: a native profile function (`PyEval_SetProfile`) that keeps a
+//! per-thread shadow stack of the frames being run. A push stores the frame object and its code
+//! object and nothing else; offsets are read, and code objects interned, only when an allocation needs
+//! the stack. In `noop` mode the function is installed but does nothing, which measures what CPython's
+//! profiling machinery costs by itself.
+
+use std::ffi::c_int;
+
+use super::capi::{self, PyObject, PYTRACE_CALL, PYTRACE_RETURN};
+use super::walk::RawFrame;
+use crate::track;
+
+/// A frame on the shadow stack. The frame object is borrowed: it lives as long as its frame runs,
+/// and the frame is popped when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShadowFrame {
+    pub frame: usize,
+    pub code: usize,
+}
+
+/// The code object of a frame object.
+fn code_of(api: &capi::Api, frame: *mut PyObject) -> usize {
+    // SAFETY: `frame` is a live frame object; PyFrame_GetCode returns a new reference that we drop at
+    // once (the frame keeps the code alive).
+    unsafe {
+        let code = (api.frame_get_code)(frame);
+        (api.decref)(code);
+        code as usize
+    }
+}
+
+/// The profile function: push on call, pop on return, nothing for the other events.
+pub unsafe extern "C" fn profile_function(
+    _: *mut PyObject,
+    frame: *mut PyObject,
+    what: c_int,
+    _: *mut PyObject,
+) -> c_int {
+    if super::source() == super::Source::Noop {
+        return 0;
+    }
+    let Some(api) = capi::loaded() else { return 0 };
+    match what {
+        PYTRACE_CALL => {
+            let code = code_of(api, frame);
+            track::with_buffer(|b| {
+                b.python().shadow.push(ShadowFrame {
+                    frame: frame as usize,
+                    code,
+                })
+            });
+        }
+        PYTRACE_RETURN => track::with_buffer(|b| pop(&mut b.python().shadow, frame as usize)),
+        _ => {}
+    }
+    0
+}
+
+/// Pops `frame`, and whatever is above it; a frame the stack never saw (entered before tracing
+/// started) is ignored.
+fn pop(shadow: &mut Vec<ShadowFrame>, frame: usize) {
+    if let Some(i) = shadow.iter().rposition(|f| f.frame == frame) {
+        shadow.truncate(i);
+    }
+}
+
+/// Installs the profile function on the calling thread and seeds its shadow stack with the frames
+/// already running (they will return through the profile function).
+///
+/// # Safety
+/// The caller holds the GIL.
+pub unsafe fn install_on_this_thread(api: &capi::Api) {
+    let mut frames = Vec::new();
+    let mut frame = (api.eval_get_frame)();
+    if !frame.is_null() {
+        (api.incref)(frame);
+    }
+    while !frame.is_null() {
+        frames.push(ShadowFrame {
+            frame: frame as usize,
+            code: code_of(api, frame),
+        });
+        let back = (api.frame_get_back)(frame);
+        (api.decref)(frame);
+        frame = back;
+    }
+    frames.reverse();
+    track::with_buffer(|b| {
+        let py = b.python();
+        py.shadow = frames;
+        py.profiling = true;
+    });
+    (api.set_profile)(Some(profile_function), std::ptr::null_mut());
+}
+
+/// The shadow stack as frames with offsets, outermost first.
+pub fn stack(shadow: &[ShadowFrame], out: &mut Vec<RawFrame>) {
+    out.clear();
+    let Some(api) = capi::loaded() else { return };
+    let skip = shadow.len().saturating_sub(super::walk::MAX_DEPTH);
+    for f in &shadow[skip..] {
+        // SAFETY: frames on the shadow stack are running, so their frame objects are alive.
+        let lasti = unsafe { (api.frame_get_lasti)(f.frame as *mut PyObject) };
+        out.push(RawFrame {
+            code: f.code,
+            offset: lasti.max(0) as u32,
+        });
+    }
+}
