@@ -252,3 +252,62 @@ fn a_directory_without_run_json_is_refused_with_a_hint() {
     let err = plots::write_report(&dir).unwrap_err().to_string();
     assert!(err.contains("has no run.json"), "{err}");
 }
+
+/// Multiplies every value of `pyperf/<config>.json` in `run` by `factor`.
+fn scale_values(run: &Path, config: &str, factor: f64) {
+    let path = run.join(format!("pyperf/{config}.json"));
+    let mut suite: serde_json::Value = serde_json::from_str(&read(&path)).unwrap();
+    for bench in suite["benchmarks"].as_array_mut().unwrap() {
+        for r in bench["runs"].as_array_mut().unwrap() {
+            if let Some(values) = r.get_mut("values").and_then(|v| v.as_array_mut()) {
+                for v in values {
+                    *v = serde_json::json!(v.as_f64().unwrap() * factor);
+                }
+            }
+        }
+    }
+    std::fs::write(&path, serde_json::to_string(&suite).unwrap()).unwrap();
+}
+
+#[test]
+fn comparing_runs_finds_a_halved_overhead() {
+    let before = copy_of_fixture("compare-before");
+    let after = copy_of_fixture("compare-after");
+    scale_values(&after, "default", 0.5);
+    let md = plots::compare_runs(&before, &after).unwrap();
+    let row = |config: &str| {
+        md.lines()
+            .find(|l| l.starts_with('|') && l.contains(&format!("[{config}]")))
+            .unwrap_or_else(|| panic!("{config} row missing:\n{md}"))
+            .to_string()
+    };
+    let default = row("default");
+    assert!(default.contains("| 2.00x smaller "), "{default}");
+    // Every benchmark's ratios halved: all significant, all smaller.
+    assert!(
+        default.contains("5 smaller, 0 larger, 0 not significant"),
+        "{default}"
+    );
+    assert!(default.contains("likely smaller"), "{default}");
+    assert!(row("tracemalloc").contains("| no change "));
+    // The section of the configuration lists the benchmarks with their overheads before and after.
+    let section = md.split("## tracer, default [default]").nth(1).unwrap();
+    assert!(section.contains("| fib_calls "), "{section}");
+    assert!(section.contains("2.00x smaller"), "{section}");
+}
+
+#[test]
+fn an_unfinished_run_reports_what_it_has() {
+    let run = copy_of_fixture("unfinished");
+    std::fs::remove_file(run.join("pyperf/tracemalloc.json")).unwrap();
+    let dir = plots::write_report(&run).unwrap();
+    let readme = read(&dir.join("README.md"));
+    let section = readme.split("## tracemalloc [tracemalloc]").nth(1).unwrap();
+    assert!(
+        section.contains("sort_list (no pyperf/tracemalloc.json)"),
+        "{section}"
+    );
+    assert!(section.contains("Geometric mean: unknown"), "{section}");
+    assert!(!dir.join("plots/tracemalloc.png").exists());
+    assert!(read(&dir.join("tracemalloc.md")).contains("No benchmark was compared."));
+}

@@ -262,6 +262,7 @@ pub fn tracer_name(tracer: &str) -> &str {
         "ours" => "our tracer",
         "memray" => "Memray",
         "tracemalloc" => "tracemalloc",
+        "none" => "untraced",
         other => other,
     }
 }

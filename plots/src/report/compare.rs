@@ -189,9 +189,12 @@ pub fn write_comparison(
             table.render(out)?;
         }
         if !hidden.is_empty() {
+            if !table.is_empty() {
+                writeln!(out)?;
+            }
             writeln!(
                 out,
-                "\nBenchmark hidden because not significant ({}): {}",
+                "Benchmark hidden because not significant ({}): {}",
                 hidden.len(),
                 hidden.join(", ")
             )?;
