@@ -6,6 +6,8 @@
 //! them is split like criterion: pure statistics (`stats`), the kernel density estimate (`kde`),
 //! the plots (`plot`), the markdown pages (`report`), and the one module that reads files (`run`).
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod format;
 mod fs;

@@ -53,7 +53,12 @@ pub enum PyperfError {
     NoName(usize),
     /// A value pyperf itself would have refused.
     #[error("benchmark {name:?}: value {value} is not a positive finite number")]
-    BadValue { name: String, value: f64 },
+    BadValue {
+        /// The benchmark.
+        name: String,
+        /// The value.
+        value: f64,
+    },
 }
 
 #[derive(Deserialize)]

@@ -16,9 +16,15 @@ const T_DIST_95: [f64; 31] = [
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Significance {
     /// `|t| >= critical value`.
-    Significant { t: f64 },
+    Significant {
+        /// The t score.
+        t: f64,
+    },
     /// `|t| < critical value`.
-    NotSignificant { t: f64 },
+    NotSignificant {
+        /// The t score.
+        t: f64,
+    },
     /// Both samples hold one value: pyperf calls that significant without a t score.
     SingleValues,
     /// The test could not be computed.
