@@ -253,17 +253,19 @@ impl Stats {
 impl Stats {
     /// The site tables: needs the totals (for the peak event) and the heap at exit.
     fn sites(&mut self, cap: &Capture, heap_at_exit: &Heap) {
-        let mut by_stack: HashMap<StackId, (u64, u64)> = HashMap::new();
+        let mut sites = SiteIndex::default();
+        let mut by_site: HashMap<usize, (u64, u64)> = HashMap::new();
         for e in &cap.events {
             if !e.kind.is_free() && e.addr != 0 {
-                let t = by_stack.entry(e.stack).or_default();
+                let t = by_site.entry(sites.of(cap, e.stack)).or_default();
                 t.0 += 1;
                 t.1 += e.size;
             }
         }
-        self.top_sites_by_bytes = top(cap, &by_stack, |(_, b)| *b);
-        self.top_sites_by_count = top(cap, &by_stack, |(c, _)| *c);
-        self.leaks_by_site = top(cap, &live_by_stack(heap_at_exit), |(_, b)| *b);
+        self.top_sites_by_bytes = sites.top(&by_site, |(_, b)| *b);
+        self.top_sites_by_count = sites.top(&by_site, |(c, _)| *c);
+        let leaks = sites.live(cap, heap_at_exit);
+        self.leaks_by_site = sites.top(&leaks, |(_, b)| *b);
         if self.peak_bytes > 0 {
             let mut heap = Heap::default();
             let mut scratch = Stats::default();
@@ -271,44 +273,70 @@ impl Stats {
             for e in &cap.events[..=self.peak_event as usize] {
                 scratch.apply(&mut heap, &mut sizes, e);
             }
-            self.peak_by_site = top(cap, &live_by_stack(&heap), |(_, b)| *b);
+            let at_peak = sites.live(cap, &heap);
+            self.peak_by_site = sites.top(&at_peak, |(_, b)| *b);
         }
         self.python_stacks = cap.stacks.len();
         self.code_objects = cap.codes.len();
     }
 }
 
-fn live_by_stack(heap: &Heap) -> HashMap<StackId, (u64, u64)> {
-    let mut out: HashMap<StackId, (u64, u64)> = HashMap::new();
-    for b in heap.blocks.values().chain(heap.maps.values()) {
-        let t = out.entry(b.stack).or_default();
-        t.0 += 1;
-        t.1 += b.size;
-    }
-    out
+/// Sites are stacks of source locations: two instructions on one line are one site to a reader,
+/// so stacks that differ only in instruction offsets are merged.
+#[derive(Default)]
+struct SiteIndex {
+    by_stack: HashMap<StackId, usize>,
+    by_locations: HashMap<Vec<Location>, usize>,
+    locations: Vec<Vec<Location>>,
 }
 
-/// The `TOP_SITES` stacks with the largest `key`, resolved to locations.
-fn top(
-    cap: &Capture,
-    sites: &HashMap<StackId, (u64, u64)>,
-    key: impl Fn(&(u64, u64)) -> u64,
-) -> Vec<Site> {
-    let mut v: Vec<(&StackId, &(u64, u64))> = sites.iter().collect();
-    v.sort_by(|a, b| key(b.1).cmp(&key(a.1)).then(a.0.cmp(b.0)));
-    v.into_iter()
-        .take(TOP_SITES)
-        .map(|(stack, (count, bytes))| Site {
-            count: *count,
-            bytes: *bytes,
-            stack: cap
-                .stacks
-                .frames(*stack)
-                .into_iter()
-                .map(|f| Location::resolve(&cap.codes, f))
-                .collect(),
-        })
-        .collect()
+impl SiteIndex {
+    fn of(&mut self, cap: &Capture, stack: StackId) -> usize {
+        if let Some(site) = self.by_stack.get(&stack) {
+            return *site;
+        }
+        let locs: Vec<Location> = cap
+            .stacks
+            .frames(stack)
+            .into_iter()
+            .map(|f| Location::resolve(&cap.codes, f))
+            .collect();
+        let next = self.locations.len();
+        let site = *self.by_locations.entry(locs.clone()).or_insert(next);
+        if site == next {
+            self.locations.push(locs);
+        }
+        self.by_stack.insert(stack, site);
+        site
+    }
+
+    fn live(&mut self, cap: &Capture, heap: &Heap) -> HashMap<usize, (u64, u64)> {
+        let mut out: HashMap<usize, (u64, u64)> = HashMap::new();
+        for b in heap.blocks.values().chain(heap.maps.values()) {
+            let t = out.entry(self.of(cap, b.stack)).or_default();
+            t.0 += 1;
+            t.1 += b.size;
+        }
+        out
+    }
+
+    /// The `TOP_SITES` sites with the largest `key`.
+    fn top(
+        &self,
+        sites: &HashMap<usize, (u64, u64)>,
+        key: impl Fn(&(u64, u64)) -> u64,
+    ) -> Vec<Site> {
+        let mut v: Vec<(&usize, &(u64, u64))> = sites.iter().collect();
+        v.sort_by(|a, b| key(b.1).cmp(&key(a.1)).then(a.0.cmp(b.0)));
+        v.into_iter()
+            .take(TOP_SITES)
+            .map(|(site, (count, bytes))| Site {
+                count: *count,
+                bytes: *bytes,
+                stack: self.locations[*site].clone(),
+            })
+            .collect()
+    }
 }
 
 fn power_of_two_buckets(h: &Histogram<u64>) -> Vec<SizeBucket> {

@@ -81,7 +81,7 @@ impl StackTree {
 }
 
 /// A frame as people read it: function, file and line.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Location {
     pub function: String,
     pub file: String,
