@@ -34,8 +34,8 @@ pub struct Benchmark {
 pub struct Run {
     /// The measured values (warmups excluded); empty for a calibration run.
     pub values: Vec<f64>,
-    /// Peak RSS of the worker in bytes: `mem_max_rss`, or `command_max_rss` for benchmarks that
-    /// time a child command.
+    /// Peak RSS in bytes: `command_max_rss` for benchmarks that time a child command, else the
+    /// worker's `mem_max_rss`.
     pub max_rss: Option<f64>,
 }
 
@@ -149,7 +149,8 @@ pub fn parse_suite(text: &str) -> Result<Suite, PyperfError> {
                     .or_else(|| meta.get(key))
                     .and_then(Value::as_f64)
             };
-            let max_rss = rss("mem_max_rss").or_else(|| rss("command_max_rss"));
+            // bench_runner's order: a benchmark that times a child command reports the child's.
+            let max_rss = rss("command_max_rss").or_else(|| rss("mem_max_rss"));
             runs.push(Run {
                 values: run.values,
                 max_rss,

@@ -44,14 +44,15 @@ fn without_outliers(values: &[f64]) -> Vec<f64> {
 }
 
 /// bench_runner's `_get_combined_data(head, ref)` for one benchmark: `None` when the two sides have
-/// different counts (bench_runner skips those); not significant when both sides have more than three
-/// values and pyperf's t-test says so; otherwise the mean of all traced / baseline ratios
-/// (`outer(head, 1/ref)`) after dropping outliers on each side.
+/// different counts (bench_runner skips those); when both sides have more than three values, not
+/// significant if pyperf's t-test says so, else outliers are dropped on each side; then the mean of
+/// all traced / baseline ratios (`outer(head, 1/ref)`).
 pub fn compare(pair: &MemoryPair) -> Option<MemoryEntry> {
     if pair.traced.len() != pair.baseline.len() || pair.traced.is_empty() {
         return None;
     }
     let name = pair.name.to_string();
+    let (mut traced, mut baseline) = (pair.traced.to_vec(), pair.baseline.to_vec());
     if pair.traced.len() > 3 {
         let s = significance(pair.traced, pair.baseline);
         let not_significant = match s {
@@ -66,11 +67,10 @@ pub fn compare(pair: &MemoryPair) -> Option<MemoryEntry> {
                 mean_ratio: None,
             });
         }
+        // Outliers are dropped only here, with the t-test (bench_runner's `calculate_diffs`).
+        traced = without_outliers(&traced);
+        baseline = without_outliers(&baseline);
     }
-    let (traced, baseline) = (
-        without_outliers(pair.traced),
-        without_outliers(pair.baseline),
-    );
     let ratios: Vec<f64> = traced
         .iter()
         .flat_map(|t| baseline.iter().map(move |b| t / b))
