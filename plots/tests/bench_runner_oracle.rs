@@ -1,17 +1,19 @@
-//! Checks HPT and the memory change against faster-cpython's bench_runner itself: for the fixture
+//! Checks HPT and the memory change against faster-cpython's bench_runner itself: for each fixture
 //! run, our reliability, 90/95/99% figures and memory change must equal what bench_runner 2.0.8's
 //! `hpt.make_report` and memory-change code print for the same pyperf files, kept in
-//! tests/fixtures/golden/bench_runner/ (made by tests/fixtures/make_golden_bench_runner.py).
+//! tests/fixtures/golden/<run>/bench_runner/ (made by tests/fixtures/make_golden_bench_runner.py).
 
 use std::path::Path;
 
 use plots::analysis::analyse;
 
-fn golden(config: &str) -> String {
+fn golden(run: &str, config: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/golden/bench_runner")
+        .join("tests/fixtures/golden")
+        .join(run)
+        .join("bench_runner")
         .join(format!("{config}.md"));
-    std::fs::read_to_string(path).unwrap()
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The value after `prefix` on the line that starts with it, up to the first space.
@@ -23,13 +25,21 @@ fn field<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
 
 #[test]
 fn hpt_and_memory_equal_bench_runner() {
-    let run = plots::run::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run"))
-        .unwrap();
-    let analysis = analyse(&run);
-    for a in &analysis.configs {
-        let theirs = golden(&a.config.name);
+    for run in ["run", "harness-run"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(run);
+        for a in &analyse(&plots::run::load(&dir).unwrap()).configs {
+            check(run, a);
+        }
+    }
+}
+
+fn check(run: &str, a: &plots::analysis::ConfigAnalysis) {
+    {
+        let theirs = golden(run, &a.config.name);
         let h = a.hpt.as_ref().unwrap();
-        let name = &a.config.name;
+        let name = format!("{run} {}", a.config.name);
         assert_eq!(
             format!("{:.2}%", h.reliability * 100.0),
             field(&theirs, "- Reliability score: ").unwrap(),

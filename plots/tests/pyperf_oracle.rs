@@ -1,7 +1,8 @@
-//! Checks the statistics against pyperf itself: for the fixture run (made with real pyperf workers,
-//! tests/fixtures/make_run.py), our compare_to tables, hidden rows and geometric means must equal
-//! what `python -m pyperf compare_to` (pyperf 2.10.0) printed for the same JSON files, kept in
-//! tests/fixtures/golden/compare_to/ (made by tests/fixtures/make_golden.sh).
+//! Checks the statistics against pyperf itself: for each fixture run (`run`, made with real pyperf
+//! workers by tests/fixtures/make_run.py; `harness-run`, a real `harness run` with our tracer), our
+//! compare_to tables, hidden rows and geometric means must equal what `python -m pyperf compare_to`
+//! (pyperf 2.10.0) printed for the same JSON files, kept in tests/fixtures/golden/<run>/compare_to/
+//! (made by tests/fixtures/make_golden.sh).
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +14,20 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-fn golden(name: &str) -> String {
-    std::fs::read_to_string(fixtures().join("golden/compare_to").join(name)).unwrap()
+/// The fixture runs that have golden files.
+const RUNS: [&str; 2] = ["run", "harness-run"];
+
+fn golden(run: &str, name: &str) -> String {
+    let path = fixtures()
+        .join("golden")
+        .join(run)
+        .join("compare_to")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn load(run: &str) -> plots::run::RunDir {
+    plots::run::load(&fixtures().join(run)).unwrap()
 }
 
 /// pyperf's output without its "Ignored benchmarks" lines (we list missing benchmarks ourselves).
@@ -27,26 +40,32 @@ fn without_ignored(text: &str) -> String {
 
 #[test]
 fn tables_equal_pyperf_compare_to() {
-    let run = plots::run::load(&fixtures().join("run")).unwrap();
-    let analysis = analyse(&run);
-    assert_eq!(analysis.configs.len(), 3);
-    for config in &analysis.configs {
-        let mut ours = String::new();
-        write_compare_to(&mut ours, "baseline", config).unwrap();
-        let theirs = without_ignored(&golden(&format!("{}.table.md", config.config.name)));
-        assert_eq!(
-            ours, theirs,
-            "config {}:\n--- ours\n{ours}\n--- pyperf\n{theirs}",
-            config.config.name
-        );
+    for run in RUNS {
+        let analysis = analyse(&load(run));
+        assert_eq!(analysis.configs.len(), 3);
+        for config in &analysis.configs {
+            let mut ours = String::new();
+            write_compare_to(&mut ours, "baseline", config).unwrap();
+            let name = format!("{}.table.md", config.config.name);
+            let theirs = without_ignored(&golden(run, &name));
+            assert_eq!(
+                ours, theirs,
+                "{run} config {}:\n--- ours\n{ours}\n--- pyperf\n{theirs}",
+                config.config.name
+            );
+        }
     }
 }
 
 #[test]
 fn geometric_means_equal_pyperf_compare_to() {
-    let run = plots::run::load(&fixtures().join("run")).unwrap();
-    for config in &analyse(&run).configs {
-        let list = golden(&format!("{}.list.txt", config.config.name));
+    for (run, config) in RUNS.iter().flat_map(|run| {
+        analyse(&load(run))
+            .configs
+            .into_iter()
+            .map(move |c| (*run, c))
+    }) {
+        let list = golden(run, &format!("{}.list.txt", config.config.name));
         // The last "Geometric mean:" line is the one of "All benchmarks".
         let theirs = list
             .lines()
@@ -54,15 +73,19 @@ fn geometric_means_equal_pyperf_compare_to() {
             .find_map(|l| l.strip_prefix("Geometric mean: "))
             .unwrap();
         let ours = format_normalized_mean(config.geometric_mean.unwrap());
-        assert_eq!(ours, theirs, "config {}", config.config.name);
+        assert_eq!(ours, theirs, "{run} config {}", config.config.name);
     }
 }
 
 #[test]
 fn significance_equals_pyperf_compare_to() {
-    let run = plots::run::load(&fixtures().join("run")).unwrap();
-    for config in &analyse(&run).configs {
-        let list = golden(&format!("{}.list.txt", config.config.name));
+    for (run, config) in RUNS.iter().flat_map(|run| {
+        analyse(&load(run))
+            .configs
+            .into_iter()
+            .map(move |c| (*run, c))
+    }) {
+        let list = golden(run, &format!("{}.list.txt", config.config.name));
         let all = list.split("All benchmarks:").last().unwrap();
         let hidden: Vec<&str> = all
             .lines()
@@ -73,7 +96,7 @@ fn significance_equals_pyperf_compare_to() {
             assert_eq!(
                 !row.significance.shown_as_significant(),
                 hidden.contains(&row.name.as_str()),
-                "config {} benchmark {}: {:?}",
+                "{run} config {} benchmark {}: {:?}",
                 config.config.name,
                 row.name,
                 row.significance

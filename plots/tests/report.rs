@@ -5,18 +5,25 @@
 
 use std::path::{Path, PathBuf};
 
-fn fixture_run() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run")
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
-/// A fresh copy of the fixture run under the test's own directory.
-fn copy_of_fixture(test: &str) -> PathBuf {
+/// A fresh copy of the fixture run `run` under the test's own directory.
+fn copy_of(run: &str, test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("report-tests")
         .join(test);
     let _ = std::fs::remove_dir_all(&dir);
-    copy_dir(&fixture_run(), &dir);
+    copy_dir(&fixture(run), &dir);
     dir
+}
+
+/// A fresh copy of the pyperf-made fixture run.
+fn copy_of_fixture(test: &str) -> PathBuf {
+    copy_of("run", test)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -310,4 +317,36 @@ fn an_unfinished_run_reports_what_it_has() {
     assert!(section.contains("Geometric mean: unknown"), "{section}");
     assert!(!dir.join("plots/tracemalloc.png").exists());
     assert!(read(&dir.join("tracemalloc.md")).contains("No benchmark was compared."));
+}
+
+#[test]
+fn report_of_a_real_harness_run() {
+    // tests/fixtures/harness-run: `harness run` with our tracer and tracemalloc (see its README).
+    let run = copy_of("harness-run", "harness-run");
+    let dir = plots::write_report(&run).unwrap();
+    let readme = read(&dir.join("README.md"));
+    assert_eq!(readme.matches("\n## ").count(), 3, "{readme}");
+    assert!(readme.contains("## tracemalloc, 1 frame [tracemalloc]"));
+    assert!(
+        readme.contains("- Capture: "),
+        "bytes per event from the real tracer statistics"
+    );
+    for bench in ["richards", "nbody", "json_loads"] {
+        let page = read(&dir.join(format!("tracer-stats/python-allocators/{bench}.md")));
+        for needle in [
+            "## by_kind",
+            "| malloc ",
+            "## counters",
+            "| bytes_written ",
+            "## header",
+        ] {
+            assert!(
+                page.contains(needle),
+                "{bench}: {needle:?} missing:\n{page}"
+            );
+        }
+    }
+    for config in ["default", "python-allocators", "tracemalloc"] {
+        assert!(dir.join(format!("plots/{config}.png")).is_file());
+    }
 }
