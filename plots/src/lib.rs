@@ -4,7 +4,19 @@
 //!
 //! The three public functions below are the whole interface the harness uses. Everything behind
 //! them is split like criterion: pure statistics (`stats`), the kernel density estimate (`kde`),
-//! the plots (`plot`), the markdown pages (`report`), and the one module that reads files (`run`).
+//! the plots (`plot`), the markdown pages (`report`), the analysis that ties them to a run
+//! (`analysis`), and the only modules that touch files (`run` reads, `fs` writes). How the numbers
+//! are computed, and why: docs/statistics.md.
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! let run = Path::new("results/2026-11-23T04-30-00Z");
+//! let report_dir = plots::write_report(run)?; // README.md, <config>.md, tracer-stats/, plots/
+//! let change = plots::compare_runs(Path::new("results/A"), Path::new("results/B"))?;
+//! plots::write_performance_page(run, Path::new("docs"))?; // docs/performance.md + images
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 
