@@ -2,7 +2,7 @@
 //! (benchmark, process, configuration) worker interleaved A B C … A B C …, merging results into the
 //! run directory as it goes so that `--resume` can continue after an interruption.
 
-use crate::configs::{Config, Tracer};
+use crate::configs::Config;
 use crate::environ::{self, EnvContext};
 use crate::progress::Progress;
 use crate::results::{BenchEntry, Failure, RunDir, RunInfo};
@@ -157,6 +157,7 @@ impl Runner<'_> {
                 env: self.base_env.clone(),
                 cwd: self.dir.work(),
                 timeout: self.timeout(),
+                stdout: None,
             };
             let (kind, reason, tail) = match worker::run(&spec, self.interrupted)? {
                 Outcome::Interrupted => return Err(Interrupted.into()),
@@ -366,14 +367,15 @@ impl Runner<'_> {
             env: penv.env,
             cwd: self.dir.work(),
             timeout: self.timeout(),
+            stdout: None,
         };
-        let ours = matches!(config.tracer, Tracer::Ours { .. });
+        let kind = config.tracer.kind();
         let result = self.judge(
             worker::run(&spec, self.interrupted)?,
             &out,
             &penv.capture,
             penv.expect_capture,
-            ours,
+            kind,
         );
         let outcome = match result {
             Err(e) if e.is::<Interrupted>() => {
@@ -427,7 +429,7 @@ impl Runner<'_> {
         out: &Path,
         capture: &Option<PathBuf>,
         expect_capture: bool,
-        ours: bool,
+        tracer_kind: &str,
     ) -> Result<Option<serde_json::Value>> {
         let tail = match outcome {
             Outcome::Interrupted => return Err(Interrupted.into()),
@@ -477,9 +479,17 @@ impl Runner<'_> {
             }
             return Ok(Some(json!({"capture_bytes": 0, "stats": null})));
         }
-        let stats = match (&self.tracer, ours) {
-            (Some(t), true) => match t.stats(capture) {
-                Ok(s) => {
+        let stats = match (&self.tracer, tracer_kind) {
+            // Memray's own summary is informative only: a failure to read it leaves stats null.
+            (_, "memray") => self
+                .memray_stats(capture)
+                .unwrap_or(serde_json::Value::Null),
+            (Some(t), "ours") => match self.tracer_stats(t, capture)? {
+                StatsResult::TimedOut => {
+                    json!({"error": format!("tracer stats did not finish in {} s", self.timeout().as_secs())})
+                }
+                StatsResult::Failed(e) => return Err(judged("invalid", e, tail)),
+                StatsResult::Ok(s) => {
                     if s["truncated"] == json!(true) {
                         return Err(judged(
                             "invalid",
@@ -489,11 +499,82 @@ impl Runner<'_> {
                     }
                     s
                 }
-                Err(e) => return Err(judged("invalid", format!("{e:#}"), tail)),
             },
             _ => serde_json::Value::Null,
         };
         Ok(Some(json!({"capture_bytes": bytes, "stats": stats})))
+    }
+}
+
+enum StatsResult {
+    Ok(serde_json::Value),
+    /// The capture could not be read: the result is invalid.
+    Failed(String),
+    /// Reading a very large capture took longer than the worker timeout: recorded, not held
+    /// against the result.
+    TimedOut,
+}
+
+impl Runner<'_> {
+    /// `tracer stats --json`, killed after the worker timeout and on Ctrl-C like a worker.
+    fn tracer_stats(&self, t: &TracerBin, capture: &Path) -> Result<StatsResult> {
+        let out = self.work.join("tracer-stats.json");
+        let spec = WorkerSpec {
+            python: t.path.clone(),
+            args: crate::tracer::stats_args(capture),
+            env: self.base_env.clone(),
+            cwd: self.work.clone(),
+            timeout: self.timeout(),
+            stdout: Some(out.clone()),
+        };
+        let result = match worker::run(&spec, self.interrupted)? {
+            Outcome::Interrupted => return Err(Interrupted.into()),
+            Outcome::TimedOut { .. } => StatsResult::TimedOut,
+            Outcome::Exited {
+                status,
+                stderr_tail,
+            } if !status.success() => StatsResult::Failed(format!(
+                "`tracer stats --json` failed ({status}): {}",
+                stderr_tail.lines().last().unwrap_or("")
+            )),
+            Outcome::Exited { .. } => match crate::tracer::parse_stats(&std::fs::read(&out)?) {
+                Ok(v) => StatsResult::Ok(v),
+                Err(e) => StatsResult::Failed(format!("{e:#}")),
+            },
+        };
+        let _ = std::fs::remove_file(&out);
+        Ok(result)
+    }
+
+    /// `python -m memray stats --json` of a Memray capture, through the venv's Memray.
+    fn memray_stats(&self, capture: &Path) -> Result<serde_json::Value> {
+        let out = self.work.join("memray-stats.json");
+        let _ = std::fs::remove_file(&out);
+        let spec = WorkerSpec {
+            python: self.python.clone(),
+            args: vec![
+                "-m".into(),
+                "memray".into(),
+                "stats".into(),
+                "--json".into(),
+                "-f".into(),
+                "-o".into(),
+                out.to_string_lossy().into_owned(),
+                capture.to_string_lossy().into_owned(),
+            ],
+            env: self.base_env.clone(),
+            cwd: self.work.clone(),
+            timeout: self.timeout(),
+            stdout: None,
+        };
+        match worker::run(&spec, self.interrupted)? {
+            Outcome::Exited { status, .. } if status.success() => {}
+            Outcome::Interrupted => return Err(Interrupted.into()),
+            _ => bail!("memray stats failed"),
+        }
+        let text = std::fs::read_to_string(&out)?;
+        let _ = std::fs::remove_file(&out);
+        Ok(serde_json::from_str(&text)?)
     }
 }
 

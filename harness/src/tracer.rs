@@ -102,24 +102,25 @@ impl TracerBin {
         }
         Ok(vars)
     }
+}
 
-    /// Runs `tracer stats --json FILE` and returns the parsed object.
-    pub fn stats(&self, capture: &Path) -> Result<serde_json::Value> {
-        let out = Command::new(&self.path)
-            .args(["stats", "--json"])
-            .arg(capture)
-            .output()
-            .with_context(|| format!("cannot run {} stats", self.path.display()))?;
-        if !out.status.success() {
-            bail!(
-                "`tracer stats --json {}` failed ({}): {}",
-                capture.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        serde_json::from_slice(&out.stdout).context("`tracer stats --json` printed invalid JSON")
+/// Arguments of `tracer stats --json FILE` (the runner runs it with a timeout, like a worker).
+pub fn stats_args(capture: &Path) -> Vec<String> {
+    vec![
+        "stats".into(),
+        "--json".into(),
+        capture.to_string_lossy().into_owned(),
+    ]
+}
+
+/// Parses what `tracer stats --json` printed.
+pub fn parse_stats(stdout: &[u8]) -> Result<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_slice(stdout).context("`tracer stats --json` printed invalid JSON")?;
+    if !v.is_object() {
+        bail!("`tracer stats --json` printed {v}, not an object");
     }
+    Ok(v)
 }
 
 fn parse_env_lines(text: &str) -> Result<Vec<(String, String)>> {

@@ -21,6 +21,8 @@ pub struct WorkerSpec {
     pub env: BTreeMap<String, String>,
     pub cwd: PathBuf,
     pub timeout: Duration,
+    /// Where stdout goes (discarded when `None`).
+    pub stdout: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -50,7 +52,13 @@ pub fn run(spec: &WorkerSpec, interrupted: &AtomicBool) -> Result<Outcome> {
         .envs(&spec.env)
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(match &spec.stdout {
+            Some(p) => Stdio::from(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot create {}", p.display()))?,
+            ),
+            None => Stdio::null(),
+        })
         .stderr(Stdio::piped())
         .process_group(0);
     // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent;
@@ -122,6 +130,7 @@ mod tests {
             env: BTreeMap::new(),
             cwd: std::env::temp_dir(),
             timeout: Duration::from_millis(300),
+            stdout: None,
         };
         let t = Instant::now();
         match run(&spec, &AtomicBool::new(false)).unwrap() {
@@ -142,6 +151,7 @@ mod tests {
             env: BTreeMap::new(),
             cwd: std::env::temp_dir(),
             timeout: Duration::from_secs(10),
+            stdout: None,
         };
         match run(&spec, &AtomicBool::new(false)).unwrap() {
             Outcome::Exited {
