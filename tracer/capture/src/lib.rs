@@ -5,6 +5,7 @@
 //! The byte layout is described in `docs/capture-format.md`.
 
 pub mod analysis;
+pub mod compress;
 pub mod header;
 pub mod linetable;
 pub mod reader;

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use crate::compress::{decompress_body, FRAME_COMPRESSED_CHUNK};
 use crate::header::Header;
 use crate::record::{
     ChunkDecoder, CodeDef, Kind, Record, FORMAT_VERSION, FRAME_END, FRAME_PREFIX_LEN,
@@ -55,6 +56,8 @@ pub struct Capture {
     pub codes: BTreeMap<u32, CodeDef>,
     /// Every Python stack an event happened in.
     pub stacks: StackTree,
+    /// Records and their bytes (before compression) by kind.
+    pub record_bytes: BTreeMap<Kind, (u64, u64)>,
     /// Check mode: the points where the two stack sources disagreed (walked, profiled).
     pub mismatches: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)>,
 }
@@ -149,6 +152,12 @@ pub fn read_capture(mut r: impl Read) -> Result<Capture, ReadError> {
         match prefix[0] {
             FRAME_THREAD_CHUNK => decode_chunk(&mut cap, &body)
                 .map_err(|(at, reason)| corrupt(body_offset + at as u64, &reason))?,
+            FRAME_COMPRESSED_CHUNK => {
+                let plain = decompress_body(&body, MAX_FRAME_LEN as usize)
+                    .map_err(|reason| corrupt(body_offset, &reason))?;
+                decode_chunk(&mut cap, &plain)
+                    .map_err(|(_, reason)| corrupt(body_offset, &reason))?
+            }
             FRAME_END => {
                 cap.counters = decode_end(&body)
                     .ok_or_else(|| corrupt(body_offset, "malformed end-of-capture record"))?;
@@ -174,8 +183,14 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
     cap.chunks += 1;
     // Every chunk starts with an empty Python stack (the writer re-sends the whole stack).
     let mut stack = StackTree::ROOT;
-    for rec in dec.by_ref() {
-        match rec.map_err(|e| (0, format!("bad record in thread chunk: {e}")))? {
+    let mut at = dec.position();
+    while let Some(rec) = dec.next() {
+        let rec = rec.map_err(|e| (at, format!("bad record in thread chunk: {e}")))?;
+        let t = cap.record_bytes.entry(rec.kind()).or_default();
+        t.0 += 1;
+        t.1 += (dec.position() - at) as u64;
+        at = dec.position();
+        match rec {
             Record::ThreadInfo { os_tid } => {
                 cap.threads.insert(thread, os_tid);
             }

@@ -378,6 +378,19 @@ pub enum Record {
     },
 }
 
+impl Record {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Record::Event { kind, .. } => *kind,
+            Record::ThreadInfo { .. } => Kind::ThreadInfo,
+            Record::Code(_) => Kind::Code,
+            Record::Push { .. } => Kind::Push,
+            Record::Pop { .. } => Kind::Pop,
+            Record::StackMismatch { .. } => Kind::StackMismatch,
+        }
+    }
+}
+
 /// Why a chunk could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
@@ -437,6 +450,11 @@ impl<'a> ChunkDecoder<'a> {
         let delta = self.cur.signed()?;
         self.st.prev_addr = self.st.prev_addr.wrapping_add(delta as u64);
         Ok(self.st.prev_addr)
+    }
+
+    /// Bytes of the chunk body read so far.
+    pub fn position(&self) -> usize {
+        self.cur.position()
     }
 
     fn u32(&mut self) -> Result<u32, ChunkError> {

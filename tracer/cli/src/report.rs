@@ -40,7 +40,15 @@ struct StatsJson<'a> {
     #[serde(flatten)]
     stats: &'a Stats,
     counters: BTreeMap<&'a str, u64>,
+    /// Records and their bytes before compression, by kind.
+    record_bytes: BTreeMap<&'static str, RecordBytes>,
     stack_mismatches: Vec<Mismatch>,
+}
+
+#[derive(Serialize)]
+struct RecordBytes {
+    count: u64,
+    bytes: u64,
 }
 
 pub fn stats(path: &Path, json: bool) -> Result<()> {
@@ -60,6 +68,19 @@ pub fn stats(path: &Path, json: bool) -> Result<()> {
             mode: cap.header.mode_name(),
             stats: &stats,
             counters: cap.counters.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+            record_bytes: cap
+                .record_bytes
+                .iter()
+                .map(|(k, (count, bytes))| {
+                    (
+                        k.name(),
+                        RecordBytes {
+                            count: *count,
+                            bytes: *bytes,
+                        },
+                    )
+                })
+                .collect(),
             stack_mismatches: cap
                 .mismatches
                 .iter()
@@ -268,6 +289,22 @@ fn render_text(path: &Path, capture_bytes: u64, cap: &Capture, s: &Stats) -> Str
             "capture bytes/event",
             format!("{:.2}", capture_bytes as f64 / s.events.max(1) as f64),
         );
+        let _ = writeln!(o, "\nRecords (before compression)");
+        let _ = writeln!(
+            o,
+            "  {:<18}{:>14}{:>16}{:>10}",
+            "record", "count", "bytes", "bytes/rec"
+        );
+        for (kind, (count, bytes)) in &cap.record_bytes {
+            let per = *bytes as f64 / (*count).max(1) as f64;
+            let _ = writeln!(
+                o,
+                "  {:<18}{:>14}{:>16}{per:>10.1}",
+                kind.name(),
+                thousands(*count),
+                thousands(*bytes)
+            );
+        }
     }
     o
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use parking_lot::{Condvar, Mutex};
+use tracer_capture::compress::compress_frame;
 use tracer_capture::header::{encode_end, Header};
 use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
 
@@ -27,6 +28,8 @@ const MAX_BACKLOG: usize = 64;
 struct Sink {
     fd: libc::c_int,
     path: PathBuf,
+    /// Where chunks are compressed before writing (reused).
+    compressed: Vec<u8>,
 }
 
 struct Pending {
@@ -64,6 +67,7 @@ pub static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 pub static DIRECT_DRAINS: AtomicU64 = AtomicU64::new(0);
 pub static THREADS: AtomicU64 = AtomicU64::new(0);
 pub static LATE_EVENTS: AtomicU64 = AtomicU64::new(0);
+pub static UNCOMPRESSED_BYTES: AtomicU64 = AtomicU64::new(0);
 pub static FRAMES_WALKED: AtomicU64 = AtomicU64::new(0);
 pub static FRAMES_PUSHED: AtomicU64 = AtomicU64::new(0);
 pub static FRAMES_POPPED: AtomicU64 = AtomicU64::new(0);
@@ -82,6 +86,7 @@ pub fn open(path: &Path, header: &Header) -> Result<(), String> {
     let sink = Sink {
         fd,
         path: path.to_path_buf(),
+        compressed: Vec::new(),
     };
     write_all(&sink, &header.encode()).map_err(|e| e.to_string())?;
     *SINK.lock() = Some(sink);
@@ -128,6 +133,19 @@ fn write_or_stop(sink: &mut Option<Sink>, bytes: &[u8]) {
     }
 }
 
+/// Compresses a chunk frame (LZ4, see `tracer_capture::compress`) and writes it.
+fn write_chunk(sink: &mut Option<Sink>, frame: &[u8]) {
+    let Some(s) = sink.as_mut() else { return };
+    let mut out = std::mem::take(&mut s.compressed);
+    compress_frame(frame, &mut out);
+    write_or_stop(sink, &out);
+    CHUNKS_WRITTEN.fetch_add(1, Relaxed);
+    UNCOMPRESSED_BYTES.fetch_add(frame.len() as u64, Relaxed);
+    if let Some(s) = sink.as_mut() {
+        s.compressed = out;
+    }
+}
+
 /// An empty chunk, from the pool when one is there.
 pub fn take_empty_chunk() -> Vec<u8> {
     QUEUE
@@ -168,8 +186,7 @@ fn drain() {
     let batch: Vec<Pending> = QUEUE.lock().pending.drain(..).collect();
     let mut done = Vec::with_capacity(batch.len());
     for p in batch {
-        write_or_stop(&mut sink, &p.data[..p.len]);
-        CHUNKS_WRITTEN.fetch_add(1, Relaxed);
+        write_chunk(&mut sink, &p.data[..p.len]);
         done.push(p.data);
     }
     drop(sink);
@@ -231,8 +248,7 @@ pub fn finish() {
     let mut q = QUEUE.lock();
     let pending: Vec<Pending> = q.pending.drain(..).collect();
     for p in &pending {
-        write_or_stop(&mut sink, &p.data[..p.len]);
-        CHUNKS_WRITTEN.fetch_add(1, Relaxed);
+        write_chunk(&mut sink, &p.data[..p.len]);
     }
     for b in q.registry.clone() {
         // SAFETY: registered buffers stay alive until they unregister, which needs the QUEUE lock we
@@ -240,13 +256,16 @@ pub fn finish() {
         // read here, and cannot start a new chunk (that needs the QUEUE lock too).
         let frame = unsafe { live_chunk(&(*b.0).shared) };
         if let Some(frame) = frame {
-            write_or_stop(&mut sink, &frame);
-            CHUNKS_WRITTEN.fetch_add(1, Relaxed);
+            write_chunk(&mut sink, &frame);
         }
     }
     let counters = [
         ("chunks_written", CHUNKS_WRITTEN.load(Relaxed)),
         ("bytes_written", BYTES_WRITTEN.load(Relaxed)),
+        (
+            "chunk_bytes_before_compression",
+            UNCOMPRESSED_BYTES.load(Relaxed),
+        ),
         ("direct_drains", DIRECT_DRAINS.load(Relaxed)),
         ("threads", THREADS.load(Relaxed)),
         ("late_events", LATE_EVENTS.load(Relaxed)),
