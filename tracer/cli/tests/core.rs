@@ -213,10 +213,8 @@ fn unwritable_capture_leaves_the_program_alone() {
             std::path::PathBuf::from("/dev/full"),
             "",
         ),
-        // The file system refuses writes past 8 KiB (EFBIG) once the capture has started.
-        (
-            "write fails mid-run",
-            dir.join("small.bin"),
+        // Writes past 512 bytes fail (EFBIG): the header fits, the first (compressed) chunk does not.
+        ("write fails mid-run", dir.join("small.bin"), "ulimit -f 1; trap '' XFSZ;"),
             "ulimit -f 16; trap '' XFSZ;",
         ),
     ];
