@@ -350,3 +350,34 @@ fn report_of_a_real_harness_run() {
         assert!(dir.join(format!("plots/{config}.png")).is_file());
     }
 }
+
+#[test]
+fn report_of_a_real_harness_run_with_memray() {
+    // tests/fixtures/harness-run-memray: configuration names with ':' and Memray's statistics.
+    let run = copy_of("harness-run-memray", "harness-run-memray");
+    let dir = plots::write_report(&run).unwrap();
+    let readme = read(&dir.join("README.md"));
+    assert!(
+        readme.contains("## Memray, native [memray:native]"),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("[📄table](memray%3Anative.md)"),
+        "links escape ':'"
+    );
+    assert!(dir.join("memray:native.md").is_file());
+    assert!(dir.join("plots/memray:native.svg").is_file());
+    let page = read(&dir.join("tracer-stats/memray:default/richards.md"));
+    for needle in [
+        "| total_num_allocations ",
+        "## allocator_type_distribution",
+        "| MALLOC ",
+        "## metadata",
+        "capture bytes per recorded event",
+    ] {
+        assert!(page.contains(needle), "{needle:?} missing:\n{page}");
+    }
+    let svg = read(&dir.join("plots/all-configs.svg"));
+    assert!(svg.contains("Memray, native [memray:native]"));
+    assert!(svg.contains("Memray") && svg.contains("tracemalloc") && svg.contains("our tracer"));
+}

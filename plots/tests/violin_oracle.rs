@@ -27,7 +27,7 @@ fn floats(v: &Value) -> Vec<f64> {
 fn violins_equal_matplotlib() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut checked = 0;
-    for run in ["run", "harness-run"] {
+    for run in ["run", "harness-run", "harness-run-memray"] {
         let analysis = analyse(&plots::run::load(&fixtures.join(run)).unwrap());
         for a in &analysis.configs {
             let path = fixtures
@@ -64,5 +64,5 @@ fn violins_equal_matplotlib() {
             }
         }
     }
-    assert_eq!(checked, 5 + 4 + 4 + 3 * 3);
+    assert_eq!(checked, 5 + 4 + 4 + 3 * 3 + 4 * 2);
 }
