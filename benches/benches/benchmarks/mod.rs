@@ -1,0 +1,4 @@
+pub mod encoding;
+pub mod hooks;
+pub mod python;
+pub mod stacks;
