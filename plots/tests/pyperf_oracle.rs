@@ -31,6 +31,18 @@ fn load(run: &str) -> plots::run::RunDir {
     plots::run::load(&fixtures().join(run)).unwrap()
 }
 
+/// Every configuration of every fixture run, with its run's name.
+fn all_configs() -> Vec<(&'static str, plots::analysis::ConfigAnalysis)> {
+    RUNS.iter()
+        .flat_map(|run| {
+            analyse(&load(run))
+                .configs
+                .into_iter()
+                .map(move |c| (*run, c))
+        })
+        .collect()
+}
+
 /// pyperf's output without its "Ignored benchmarks" lines (we list missing benchmarks ourselves).
 fn without_ignored(text: &str) -> String {
     text.lines()
@@ -60,12 +72,7 @@ fn tables_equal_pyperf_compare_to() {
 
 #[test]
 fn geometric_means_equal_pyperf_compare_to() {
-    for (run, config) in RUNS.iter().flat_map(|run| {
-        analyse(&load(run))
-            .configs
-            .into_iter()
-            .map(move |c| (*run, c))
-    }) {
+    for (run, config) in all_configs() {
         let list = golden(run, &format!("{}.list.txt", config.config.name));
         // The last "Geometric mean:" line is the one of "All benchmarks".
         let theirs = list
@@ -80,12 +87,7 @@ fn geometric_means_equal_pyperf_compare_to() {
 
 #[test]
 fn significance_equals_pyperf_compare_to() {
-    for (run, config) in RUNS.iter().flat_map(|run| {
-        analyse(&load(run))
-            .configs
-            .into_iter()
-            .map(move |c| (*run, c))
-    }) {
+    for (run, config) in all_configs() {
         let list = golden(run, &format!("{}.list.txt", config.config.name));
         let all = list.split("All benchmarks:").last().unwrap();
         let hidden: Vec<&str> = all

@@ -8,6 +8,7 @@
 
 use std::fmt::{self, Write};
 
+use super::compare_to::write_table_and_hidden;
 use super::table::MarkdownTable;
 use super::{config_title, hpt_figure};
 use crate::analysis::{BenchRow, ConfigAnalysis, RunAnalysis};
@@ -185,20 +186,7 @@ pub fn write_comparison(
                 hidden.push(b.before.name.as_str());
             }
         }
-        if !table.is_empty() {
-            table.render(out)?;
-        }
-        if !hidden.is_empty() {
-            if !table.is_empty() {
-                writeln!(out)?;
-            }
-            writeln!(
-                out,
-                "Benchmark hidden because not significant ({}): {}",
-                hidden.len(),
-                hidden.join(", ")
-            )?;
-        }
+        write_table_and_hidden(out, &table, &hidden)?;
         let names = |x: &ConfigAnalysis, y: &ConfigAnalysis| -> Vec<String> {
             x.rows
                 .iter()

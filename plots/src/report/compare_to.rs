@@ -20,6 +20,29 @@ pub fn write_title(out: &mut impl Write, title: &str) -> fmt::Result {
     writeln!(out)
 }
 
+/// The table (when it has rows), then pyperf's line naming the rows hidden as not significant.
+pub fn write_table_and_hidden(
+    out: &mut impl Write,
+    table: &MarkdownTable,
+    hidden: &[&str],
+) -> fmt::Result {
+    if !table.is_empty() {
+        table.render(out)?;
+    }
+    if !hidden.is_empty() {
+        if !table.is_empty() {
+            writeln!(out)?;
+        }
+        writeln!(
+            out,
+            "Benchmark hidden because not significant ({}): {}",
+            hidden.len(),
+            hidden.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
 /// One section's table and hidden-rows line for `rows` (compare_to's `compare_suites_table`).
 pub fn write_section(
     out: &mut impl Write,
@@ -56,20 +79,7 @@ pub fn write_section(
             ]);
         }
     }
-    if !table.is_empty() {
-        table.render(out)?;
-    }
-    if !hidden.is_empty() {
-        if !table.is_empty() {
-            writeln!(out)?;
-        }
-        writeln!(
-            out,
-            "Benchmark hidden because not significant ({}): {}",
-            hidden.len(),
-            hidden.join(", ")
-        )?;
-    }
+    write_table_and_hidden(out, &table, &hidden)?;
     let untested: Vec<String> = sorted
         .iter()
         .filter_map(|r| match r.significance {
