@@ -78,10 +78,30 @@ def _harness_chain():
 _harness_chain()
 del _harness_chain
 "#;
-    let text = format!("{code}\n{chain}");
+    let text = format!("{}\n{chain}", wrap_bootstrap(&config.name, &code));
     std::fs::write(dir.join("sitecustomize.py"), text)
         .with_context(|| format!("cannot write the bootstrap in {}", dir.display()))?;
     Ok(Some(dir))
+}
+
+/// Runs the bootstrap so that an exception in it kills the worker (exit status 70) with its
+/// traceback: Python itself only prints "Error in sitecustomize" and runs on, which would measure
+/// an untraced interpreter under the configuration's name.
+fn wrap_bootstrap(name: &str, code: &str) -> String {
+    let literal = serde_json::to_string(code).expect("a string serialises");
+    let filename = serde_json::to_string(&format!("<harness bootstrap {name}>")).expect("string");
+    format!(
+        r#"# Written by the harness for configuration {name:?}.
+try:
+    exec(compile({literal}, {filename}, "exec"), {{"__name__": "__harness_bootstrap__"}})
+except BaseException:
+    import sys, os, traceback
+    traceback.print_exc()
+    sys.stderr.write("harness: the bootstrap of configuration {name} failed\n")
+    sys.stderr.flush()
+    os._exit(70)
+"#
+    )
 }
 
 fn prepend_path(env: &mut BTreeMap<String, String>, key: &str, front: &str) {

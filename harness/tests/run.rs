@@ -193,14 +193,11 @@ fn failing_configuration_is_recorded_and_the_run_goes_on() {
         &cfg,
         r#"
 [[config]]
-name = "exits-at-start"
-label = "bootstrap that exits"
-bootstrap = """
-import sys
-sys.stderr.write("bootstrap: refusing to run\n")
-import os
-os._exit(7)
-"""
+name = "raises-at-start"
+label = "bootstrap that raises"
+bootstrap = '''
+raise RuntimeError("bootstrap says no")
+'''
 
 [[config]]
 name = "bad-env"
@@ -214,7 +211,7 @@ env = { PYTHONHOME = "/nonexistent" }
         "-b",
         "richards",
         "--configs",
-        "baseline,exits-at-start,bad-env",
+        "baseline,raises-at-start,bad-env",
     ])
     .arg("--config-file")
     .arg(&cfg)
@@ -228,24 +225,27 @@ env = { PYTHONHOME = "/nonexistent" }
     assert_eq!(failures.len(), 2, "{failures:?}");
     let exits = failures
         .iter()
-        .find(|f| f["config"] == "exits-at-start")
+        .find(|f| f["config"] == "raises-at-start")
         .unwrap();
     assert_eq!(exits["kind"], "failed");
     assert_eq!(exits["benchmark"], "richards");
     assert_eq!(exits["process"], 0);
     assert!(
-        exits["reason"].as_str().unwrap().contains("exit status: 7"),
+        exits["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exit status: 70"),
         "{exits}"
     );
     assert!(exits["stderr_tail"]
         .as_str()
         .unwrap()
-        .contains("refusing to run"));
+        .contains("RuntimeError: bootstrap says no"));
     assert!(failures.iter().any(|f| f["config"] == "bad-env"));
     // The baseline is complete.
     let runs = runs_by_bench(&run.join("pyperf/baseline.json"));
     assert_eq!(runs["richards"].len(), 2);
-    assert!(!run.join("pyperf/exits-at-start.json").exists());
+    assert!(!run.join("pyperf/raises-at-start.json").exists());
 }
 
 #[test]
