@@ -309,3 +309,33 @@ fn bad_input_is_one_clear_line() {
         show(&cmd, &out)
     );
 }
+
+#[test]
+fn memray_bootstrap_leaves_pickle_pure_python_runnable() {
+    // `import memray` imports pickle with its C accelerator; pickle_pure_python refuses to run
+    // when it finds that, so the bootstrap must undo it.
+    let _guard = serial();
+    let dir = test_dir("memray");
+    let mut cmd = harness();
+    cmd.args(["run", "--with-memray", "-b", "pickle_pure_python"])
+        .args(["--configs", "baseline,memray:default"])
+        .args(["--processes", "1", "--results"])
+        .arg(&dir)
+        .args(SHORT);
+    let out = expect_code(&mut cmd, 0);
+    let run = run_dir_of(&out);
+    let runs = runs_by_bench(&run.join("pyperf/memray:default.json"));
+    assert_eq!(runs["pickle_pure_python"].len(), 1);
+    let lines = read_jsonl(&run.join("tracer/memray:default/pickle_pure_python.jsonl"));
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0]["capture_bytes"].as_u64().unwrap() > 0,
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0]["stats"]["total_num_allocations"].as_u64().unwrap() > 0,
+        "{}",
+        lines[0]
+    );
+}
