@@ -104,16 +104,16 @@ impl Heap {
         } else if let Some(old) = self.blocks.insert(addr, block) {
             // A block handed out again without a free we saw: count it freed (a racing realloc
             // in another thread, see docs/architecture.md).
-            self.live_bytes -= old.size;
+            self.live_bytes = self.live_bytes.wrapping_sub(old.size);
         }
-        self.live_bytes += size;
+        self.live_bytes = self.live_bytes.wrapping_add(size);
     }
 
     /// Returns whether the address was known.
     fn free(&mut self, addr: u64) -> bool {
         match self.blocks.remove(&addr) {
             Some(b) => {
-                self.live_bytes -= b.size;
+                self.live_bytes = self.live_bytes.wrapping_sub(b.size);
                 true
             }
             None => false,
@@ -132,8 +132,8 @@ impl Heap {
             .collect();
         for (start, b) in &overlapping {
             self.maps.remove(start);
-            self.live_bytes -= b.size;
-            let map_end = start + b.size;
+            self.live_bytes = self.live_bytes.wrapping_sub(b.size);
+            let map_end = start.saturating_add(b.size);
             if *start < addr {
                 self.maps.insert(
                     *start,
@@ -142,7 +142,7 @@ impl Heap {
                         ..*b
                     },
                 );
-                self.live_bytes += addr - start;
+                self.live_bytes = self.live_bytes.wrapping_add(addr - start);
             }
             if map_end > end {
                 self.maps.insert(
@@ -152,7 +152,7 @@ impl Heap {
                         ..*b
                     },
                 );
-                self.live_bytes += map_end - end;
+                self.live_bytes = self.live_bytes.wrapping_add(map_end - end);
             }
         }
         !overlapping.is_empty()
@@ -174,7 +174,7 @@ impl Stats {
             let t = s.by_kind.entry(e.kind).or_default();
             t.count += 1;
             if !e.kind.is_free() {
-                t.bytes += e.size;
+                t.bytes = t.bytes.saturating_add(e.size);
             }
             s.apply(&mut heap, &mut sizes, e);
             if heap.live_bytes > s.peak_bytes {
@@ -186,12 +186,12 @@ impl Stats {
         for b in heap.blocks.values() {
             let t = s.leaks_by_kind.entry(b.kind).or_default();
             t.count += 1;
-            t.bytes += b.size;
+            t.bytes = t.bytes.saturating_add(b.size);
         }
         for b in heap.maps.values() {
             let t = s.leaks_by_kind.entry(b.kind).or_default();
             t.count += 1;
-            t.bytes += b.size;
+            t.bytes = t.bytes.saturating_add(b.size);
         }
         s.sites(cap, &heap);
         s.leaked_blocks = s.leaks_by_kind.values().map(|t| t.count).sum();
@@ -210,7 +210,7 @@ impl Stats {
     fn apply(&mut self, heap: &mut Heap, sizes: &mut Histogram<u64>, e: &Event) {
         let mut allocate = |s: &mut Stats, heap: &mut Heap| {
             s.allocations += 1;
-            s.bytes_allocated += e.size;
+            s.bytes_allocated = s.bytes_allocated.saturating_add(e.size);
             sizes.saturating_record(e.size.max(1));
             heap.allocate(
                 e.addr,
@@ -259,7 +259,7 @@ impl Stats {
             if !e.kind.is_free() && e.addr != 0 {
                 let t = by_site.entry(sites.of(cap, e.stack)).or_default();
                 t.0 += 1;
-                t.1 += e.size;
+                t.1 = t.1.saturating_add(e.size);
             }
         }
         self.top_sites_by_bytes = sites.top(&by_site, |(_, b)| *b);
@@ -315,7 +315,7 @@ impl SiteIndex {
         for b in heap.blocks.values().chain(heap.maps.values()) {
             let t = out.entry(self.of(cap, b.stack)).or_default();
             t.0 += 1;
-            t.1 += b.size;
+            t.1 = t.1.saturating_add(b.size);
         }
         out
     }
