@@ -256,7 +256,10 @@ fn run(args: &RunArgs) -> Result<i32> {
             tracer: prepared.tracer.as_ref(),
             work: &dir.work(),
         };
-        let costs = crate::system::bootstrap_costs(&prepared.venv.python, &ctx, &prepared.configs);
+        // A bootstrap that hangs must not hang the run here: the worker timeout, at most 10 s.
+        let timeout = std::time::Duration::from_secs(info.settings.timeout_s.min(10));
+        let costs =
+            crate::system::bootstrap_costs(&prepared.venv.python, &ctx, &prepared.configs, timeout);
         let text = crate::system::system_txt(&prepared.venv.python, &info.system, &costs);
         std::fs::write(dir.system_txt(), text)?;
     }

@@ -4,12 +4,14 @@
 
 use crate::configs::Config;
 use crate::environ::{self, EnvContext};
+use crate::worker::{self, Outcome, WorkerSpec};
 use anyhow::Result;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 fn cpu_model() -> String {
@@ -50,18 +52,27 @@ pub fn describe(
     })
 }
 
-/// Wall time of one `python -c pass` in the given environment.
-fn startup_once(python: &Path, env: &BTreeMap<String, String>) -> Option<Duration> {
+/// Wall time of one `python -c pass` in the given environment; `None` if it failed or did not
+/// finish within `timeout`.
+fn startup_once(
+    python: &Path,
+    env: &BTreeMap<String, String>,
+    cwd: &Path,
+    timeout: Duration,
+) -> Option<Duration> {
+    let spec = WorkerSpec {
+        python: python.to_path_buf(),
+        args: vec!["-c".into(), "pass".into()],
+        env: env.clone(),
+        cwd: cwd.to_path_buf(),
+        timeout,
+        stdout: None,
+    };
     let t = Instant::now();
-    let st = Command::new(python)
-        .args(["-c", "pass"])
-        .env_clear()
-        .envs(env)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .ok()?;
-    st.success().then(|| t.elapsed())
+    match worker::run(&spec, &AtomicBool::new(false)).ok()? {
+        Outcome::Exited { status, .. } if status.success() => Some(t.elapsed()),
+        _ => None,
+    }
 }
 
 /// (configuration, its environment or why it has none, the capture its probe may write)
@@ -70,7 +81,12 @@ type Probe = (String, Result<BTreeMap<String, String>, String>, PathBuf);
 /// Measures each configuration's start-up cost against the plain interpreter: `python -c pass`,
 /// one warm-up each, then `ROUNDS` rounds interleaving the plain interpreter and every
 /// configuration (so drift falls on all alike). Captures written by the probes are removed.
-pub fn bootstrap_costs(python: &Path, ctx: &EnvContext, configs: &[Config]) -> String {
+pub fn bootstrap_costs(
+    python: &Path,
+    ctx: &EnvContext,
+    configs: &[Config],
+    timeout: Duration,
+) -> String {
     const ROUNDS: u32 = 20;
     let mut envs: Vec<Probe> = vec![(
         "(plain interpreter)".into(),
@@ -91,9 +107,12 @@ pub fn bootstrap_costs(python: &Path, ctx: &EnvContext, configs: &[Config]) -> S
     for round in 0..=ROUNDS {
         for (i, (_, env, capture)) in envs.iter().enumerate() {
             let Ok(env) = env else { continue };
-            let t = startup_once(python, env);
+            if totals[i].is_none() {
+                continue; // failed or hung once: not probed again
+            }
+            let t = startup_once(python, env, ctx.work, timeout);
             let _ = remove_capture(capture);
-            if round == 0 {
+            if round == 0 && t.is_some() {
                 continue; // warm-up
             }
             totals[i] = match (totals[i], t) {
@@ -114,7 +133,7 @@ pub fn bootstrap_costs(python: &Path, ctx: &EnvContext, configs: &[Config]) -> S
         let line = match (env, totals[i].map(mean), plain) {
             (Err(e), _, _) => format!("| {name} | not measured: {e} | |"),
             (Ok(_), Some(t), Some(p)) => format!("| {name} | {t:.1} ms | {:+.1} ms |", t - p),
-            _ => format!("| {name} | failed | |"),
+            _ => format!("| {name} | failed or took over {} s | |", timeout.as_secs()),
         };
         let _ = writeln!(out, "{line}");
     }

@@ -102,7 +102,13 @@ pub fn run(spec: &WorkerSpec, interrupted: &AtomicBool) -> Result<Outcome> {
                 stderr_tail: tail(&text, TAIL_LINES),
             };
         }
-        std::thread::sleep(Duration::from_millis(10));
+        // Poll finely at first, so short processes (the start-up probes) are timed to the ms.
+        let nap = if start.elapsed() < Duration::from_millis(300) {
+            1
+        } else {
+            10
+        };
+        std::thread::sleep(Duration::from_millis(nap));
     };
     Ok(outcome)
 }

@@ -202,6 +202,10 @@ raise RuntimeError("bootstrap says no")
 [[config]]
 name = "bad-env"
 env = { PYTHONHOME = "/nonexistent" }
+
+[[config]]
+name = "hangs"
+bootstrap = "import time; time.sleep(600)"
 "#,
     )
     .unwrap();
@@ -211,18 +215,23 @@ env = { PYTHONHOME = "/nonexistent" }
         "-b",
         "richards",
         "--configs",
-        "baseline,raises-at-start,bad-env",
+        "baseline,raises-at-start,bad-env,hangs",
     ])
     .arg("--config-file")
     .arg(&cfg)
-    .args(["--processes", "2", "--results"])
+    .args(["--processes", "2", "--timeout", "3", "--results"])
     .arg(&dir)
     .args(SHORT);
+    let start = Instant::now();
     let out = expect_code(&mut cmd, 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(120),
+        "a hung worker was waited for"
+    );
     let run = run_dir_of(&out);
     let failures = read_jsonl(&run.join("failures.jsonl"));
     // One failure per failing configuration: after the first, its other processes are skipped.
-    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert_eq!(failures.len(), 3, "{failures:?}");
     let exits = failures
         .iter()
         .find(|f| f["config"] == "raises-at-start")
@@ -242,6 +251,13 @@ env = { PYTHONHOME = "/nonexistent" }
         .unwrap()
         .contains("RuntimeError: bootstrap says no"));
     assert!(failures.iter().any(|f| f["config"] == "bad-env"));
+    let hung = failures.iter().find(|f| f["config"] == "hangs").unwrap();
+    assert_eq!(hung["kind"], "timeout", "{hung}");
+    let system = std::fs::read_to_string(run.join("system.txt")).unwrap();
+    assert!(
+        system.contains("| hangs | failed or took over 3 s |"),
+        "{system}"
+    );
     // The baseline is complete.
     let runs = runs_by_bench(&run.join("pyperf/baseline.json"));
     assert_eq!(runs["richards"].len(), 2);
