@@ -373,6 +373,7 @@ mod tests {
             size,
             time_ns: 0,
             stack: 0,
+            native: 0,
         }
     }
 

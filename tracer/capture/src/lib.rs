@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod compress;
 pub mod header;
 pub mod linetable;
+pub mod native;
 pub mod reader;
 pub mod record;
 pub mod stacks;
@@ -15,6 +16,7 @@ pub mod varint;
 
 pub use analysis::Stats;
 pub use header::Header;
+pub use native::{NativeFrame, NativeId, NativeTree};
 pub use reader::{read_capture, Capture, Event, ReadError};
 pub use record::Kind;
 pub use stacks::{Location, StackId, StackTree};

@@ -9,9 +9,10 @@ use std::io::Read;
 
 use crate::compress::{decompress_body, FRAME_COMPRESSED_CHUNK};
 use crate::header::Header;
+use crate::native::{NativeId, NativeTree};
 use crate::record::{
-    ChunkDecoder, CodeDef, Kind, Record, FORMAT_VERSION, FRAME_END, FRAME_PREFIX_LEN,
-    FRAME_THREAD_CHUNK, MAGIC,
+    ChunkDecoder, CodeDef, Kind, ModuleSegment, Record, FORMAT_VERSION, FRAME_END,
+    FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK, MAGIC,
 };
 use crate::stacks::{StackId, StackTree};
 use crate::varint::Cursor;
@@ -37,6 +38,8 @@ pub struct Event {
     pub time_ns: u64,
     /// The Python stack the event happened in (`StackTree::ROOT`: no Python frame).
     pub stack: StackId,
+    /// The native stack (`--native`; `NativeTree::ROOT`: none recorded).
+    pub native: NativeId,
 }
 
 /// A decoded capture.
@@ -60,6 +63,10 @@ pub struct Capture {
     pub record_bytes: BTreeMap<Kind, (u64, u64)>,
     /// Check mode: the points where the two stack sources disagreed (walked, profiled).
     pub mismatches: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)>,
+    /// Native mode: every native stack node, and the loaded segments of the traced process's objects
+    /// (in the order recorded: a later segment over the same addresses replaces an earlier one).
+    pub native: NativeTree,
+    pub modules: Vec<ModuleSegment>,
 }
 
 /// Why a file could not be read as a capture.
@@ -183,6 +190,8 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
     cap.chunks += 1;
     // Every chunk starts with an empty Python stack (the writer re-sends the whole stack).
     let mut stack = StackTree::ROOT;
+    // Likewise no native stack (the writer re-sends it after a chunk starts).
+    let mut native = NativeTree::ROOT;
     let mut at = dec.position();
     while let Some(rec) = dec.next() {
         let rec = rec.map_err(|e| (at, format!("bad record in thread chunk: {e}")))?;
@@ -210,6 +219,7 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
                     size,
                     time_ns,
                     stack,
+                    native,
                 });
             }
             Record::Code(def) => {
@@ -218,6 +228,9 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
             Record::Push { code, offset } => stack = cap.stacks.push(stack, code, offset),
             Record::Pop { count } => stack = cap.stacks.pop(stack, count),
             Record::StackMismatch { walked, profiled } => cap.mismatches.push((walked, profiled)),
+            Record::NativeNode { id, parent, ip } => cap.native.insert(id, parent, ip),
+            Record::NativeStack { id } => native = id,
+            Record::Module(m) => cap.modules.push(m),
         }
     }
     Ok(())

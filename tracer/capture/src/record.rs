@@ -70,10 +70,17 @@ pub enum Kind {
     Pop = 35,
     /// Check mode: the two stack sources disagreed at this point (walked, then profiled stack).
     StackMismatch = 36,
+    /// Native mode: a node of the thread's native stack trie, defined once: id, parent, instruction
+    /// pointer (a return address).
+    NativeNode = 37,
+    /// Native mode: the native stack (a trie node id) of the events that follow in this chunk.
+    NativeStack = 38,
+    /// Native mode: a loaded segment of an ELF object: start, end, file offset, load bias, path.
+    Module = 39,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 20] = [
+    pub const ALL: [Kind; 23] = [
         Kind::Malloc,
         Kind::Calloc,
         Kind::Realloc,
@@ -94,6 +101,9 @@ impl Kind {
         Kind::Push,
         Kind::Pop,
         Kind::StackMismatch,
+        Kind::NativeNode,
+        Kind::NativeStack,
+        Kind::Module,
     ];
 
     pub fn from_u8(v: u8) -> Option<Kind> {
@@ -123,6 +133,9 @@ impl Kind {
             Kind::Push => "push",
             Kind::Pop => "pop",
             Kind::StackMismatch => "stack_mismatch",
+            Kind::NativeNode => "native_node",
+            Kind::NativeStack => "native_stack",
+            Kind::Module => "module",
         }
     }
 
@@ -349,6 +362,67 @@ pub fn put_mismatch(
     pos
 }
 
+/// Bytes a native node record can take.
+pub const MAX_NATIVE_NODE_LEN: usize = 1 + 3 * crate::varint::MAX_VARINT_LEN;
+/// Bytes a native stack record can take.
+pub const MAX_NATIVE_STACK_LEN: usize = 1 + crate::varint::MAX_VARINT_LEN;
+
+/// Encodes a native trie node: `id` (unique in the capture, above its parent's), `parent` (0: the
+/// root, the empty stack) and the frame's instruction pointer. The parent is stored as `id - parent`,
+/// usually one byte.
+#[inline(always)]
+pub fn put_native_node(out: &mut [u8], pos: usize, id: u32, parent: u32, ip: u64) -> usize {
+    out[pos] = Kind::NativeNode as u8;
+    let pos = put_varint(out, pos + 1, u64::from(id));
+    let pos = put_varint(out, pos, u64::from(id.wrapping_sub(parent)));
+    put_varint(out, pos, ip)
+}
+
+/// Encodes the native stack (trie node `id`, 0 for none) of the events that follow.
+#[inline(always)]
+pub fn put_native_stack(out: &mut [u8], pos: usize, id: u32) -> usize {
+    out[pos] = Kind::NativeStack as u8;
+    put_varint(out, pos + 1, u64::from(id))
+}
+
+/// One loaded segment of an ELF object (a `PT_LOAD` of `dl_iterate_phdr`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ModuleSegment {
+    /// Address range in the traced process.
+    pub start: u64,
+    pub end: u64,
+    /// The segment's offset in the file.
+    pub file_offset: u64,
+    /// The object's load bias: an address minus the bias is the address in the ELF file.
+    pub bias: u64,
+    pub path: String,
+}
+
+/// Bytes a module record takes.
+pub fn module_len(path: &[u8]) -> usize {
+    1 + 5 * crate::varint::MAX_VARINT_LEN + path.len()
+}
+
+/// Encodes a module segment. `out` must hold [`module_len`] bytes from `pos`.
+pub fn put_module(
+    out: &mut [u8],
+    pos: usize,
+    start: u64,
+    end: u64,
+    file_offset: u64,
+    bias: u64,
+    path: &[u8],
+) -> usize {
+    out[pos] = Kind::Module as u8;
+    let mut pos = put_varint(out, pos + 1, start);
+    pos = put_varint(out, pos, end.wrapping_sub(start));
+    pos = put_varint(out, pos, file_offset);
+    pos = put_varint(out, pos, bias);
+    pos = put_varint(out, pos, path.len() as u64);
+    out[pos..pos + path.len()].copy_from_slice(path);
+    pos + path.len()
+}
+
 /// One decoded record of a thread chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -376,6 +450,15 @@ pub enum Record {
         walked: Vec<(u32, u32)>,
         profiled: Vec<(u32, u32)>,
     },
+    NativeNode {
+        id: u32,
+        parent: u32,
+        ip: u64,
+    },
+    NativeStack {
+        id: u32,
+    },
+    Module(ModuleSegment),
 }
 
 impl Record {
@@ -387,6 +470,9 @@ impl Record {
             Record::Push { .. } => Kind::Push,
             Record::Pop { .. } => Kind::Pop,
             Record::StackMismatch { .. } => Kind::StackMismatch,
+            Record::NativeNode { .. } => Kind::NativeNode,
+            Record::NativeStack { .. } => Kind::NativeStack,
+            Record::Module(_) => Kind::Module,
         }
     }
 }
@@ -508,6 +594,30 @@ impl<'a> ChunkDecoder<'a> {
                 let walked = self.stack()?;
                 let profiled = self.stack()?;
                 return Ok(Record::StackMismatch { walked, profiled });
+            }
+            Kind::NativeNode => {
+                let id = self.u32()?;
+                let parent = id.wrapping_sub(self.u32()?);
+                return Ok(Record::NativeNode {
+                    id,
+                    parent,
+                    ip: self.cur.varint()?,
+                });
+            }
+            Kind::NativeStack => return Ok(Record::NativeStack { id: self.u32()? }),
+            Kind::Module => {
+                let start = self.cur.varint()?;
+                let end = start.wrapping_add(self.cur.varint()?);
+                let file_offset = self.cur.varint()?;
+                let bias = self.cur.varint()?;
+                let path = self.cur.string()?;
+                return Ok(Record::Module(ModuleSegment {
+                    start,
+                    end,
+                    file_offset,
+                    bias,
+                    path,
+                }));
             }
             _ => {}
         }
@@ -656,6 +766,51 @@ mod tests {
                     walked: vec![(7, 24)],
                     profiled: vec![]
                 },
+            ]
+        );
+    }
+
+    #[test]
+    fn native_records_roundtrip() {
+        let mut buf = vec![0u8; 4096];
+        let (mut pos, _) = begin_chunk(&mut buf, 0, 0, 0);
+        pos = put_module(
+            &mut buf,
+            pos,
+            0x5555_0000,
+            0x5556_0000,
+            0x1000,
+            0x5554_f000,
+            b"/bin/x",
+        );
+        pos = put_native_node(&mut buf, pos, 1, 0, 0x5555_1234);
+        pos = put_native_node(&mut buf, pos, 300, 1, 0x7fff_0000_1234);
+        pos = put_native_stack(&mut buf, pos, 300);
+        let recs: Vec<Record> = ChunkDecoder::new(&buf[FRAME_PREFIX_LEN..pos])
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            recs,
+            vec![
+                Record::Module(ModuleSegment {
+                    start: 0x5555_0000,
+                    end: 0x5556_0000,
+                    file_offset: 0x1000,
+                    bias: 0x5554_f000,
+                    path: "/bin/x".into()
+                }),
+                Record::NativeNode {
+                    id: 1,
+                    parent: 0,
+                    ip: 0x5555_1234
+                },
+                Record::NativeNode {
+                    id: 300,
+                    parent: 1,
+                    ip: 0x7fff_0000_1234
+                },
+                Record::NativeStack { id: 300 },
             ]
         );
     }
