@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::native::{hybrid, HybridFrame, NativeFrame, NativeId};
 use crate::reader::{Capture, Event};
 use crate::record::Kind;
 use crate::stacks::{Location, StackId};
@@ -19,6 +20,23 @@ pub struct Site {
     pub count: u64,
     pub bytes: u64,
     pub stack: Vec<Location>,
+    /// Native mode: the site's native stack (0: none), then, once [`Stats::symbolize`] ran, its frames
+    /// (innermost first) and the hybrid stack (native frames with the Python frames in place of the
+    /// evaluation loop's).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub native_stack: NativeId,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub native: Vec<NativeFrame>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hybrid: Vec<HybridFrame>,
+    /// Whether the hybrid stack's split of Python frames between evaluation-loop frames is certain
+    /// (see [`hybrid`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hybrid_exact: Option<bool>,
+}
+
+fn is_zero(v: &NativeId) -> bool {
+    *v == 0
 }
 
 /// Counts and bytes for one allocator (record kind).
@@ -84,6 +102,7 @@ struct Block {
     size: u64,
     kind: Kind,
     stack: StackId,
+    native: NativeId,
 }
 
 /// The live heap while replaying events: blocks by address, and mmapped ranges (which `munmap` can
@@ -218,6 +237,7 @@ impl Stats {
                     size: e.size,
                     kind: e.kind,
                     stack: e.stack,
+                    native: e.native,
                 },
             );
         };
@@ -257,7 +277,7 @@ impl Stats {
         let mut by_site: HashMap<usize, (u64, u64)> = HashMap::new();
         for e in &cap.events {
             if !e.kind.is_free() && e.addr != 0 {
-                let t = by_site.entry(sites.of(cap, e.stack)).or_default();
+                let t = by_site.entry(sites.of(cap, e.stack, e.native)).or_default();
                 t.0 += 1;
                 t.1 = t.1.saturating_add(e.size);
             }
@@ -281,18 +301,38 @@ impl Stats {
     }
 }
 
+impl Stats {
+    /// Native mode: fills each site's native frames and hybrid stack, `frames` giving the symbolized
+    /// frames of a native stack (the symbolizer reads files, so it lives outside this crate).
+    pub fn symbolize(&mut self, mut frames: impl FnMut(NativeId) -> Vec<NativeFrame>) {
+        for table in [
+            &mut self.top_sites_by_bytes,
+            &mut self.top_sites_by_count,
+            &mut self.peak_by_site,
+            &mut self.leaks_by_site,
+        ] {
+            for site in table.iter_mut().filter(|s| s.native_stack != 0) {
+                site.native = frames(site.native_stack);
+                let (h, exact) = hybrid(&site.native, &site.stack);
+                site.hybrid = h;
+                site.hybrid_exact = Some(exact);
+            }
+        }
+    }
+}
+
 /// Sites are stacks of source locations: two instructions on one line are one site to a reader,
 /// so stacks that differ only in instruction offsets are merged.
 #[derive(Default)]
 struct SiteIndex {
-    by_stack: HashMap<StackId, usize>,
-    by_locations: HashMap<Vec<Location>, usize>,
-    locations: Vec<Vec<Location>>,
+    by_stack: HashMap<(StackId, NativeId), usize>,
+    by_locations: HashMap<(Vec<Location>, NativeId), usize>,
+    locations: Vec<(Vec<Location>, NativeId)>,
 }
 
 impl SiteIndex {
-    fn of(&mut self, cap: &Capture, stack: StackId) -> usize {
-        if let Some(site) = self.by_stack.get(&stack) {
+    fn of(&mut self, cap: &Capture, stack: StackId, native: NativeId) -> usize {
+        if let Some(site) = self.by_stack.get(&(stack, native)) {
             return *site;
         }
         let locs: Vec<Location> = cap
@@ -302,18 +342,19 @@ impl SiteIndex {
             .map(|f| Location::resolve(&cap.codes, f))
             .collect();
         let next = self.locations.len();
-        let site = *self.by_locations.entry(locs.clone()).or_insert(next);
+        let key = (locs, native);
+        let site = *self.by_locations.entry(key.clone()).or_insert(next);
         if site == next {
-            self.locations.push(locs);
+            self.locations.push(key);
         }
-        self.by_stack.insert(stack, site);
+        self.by_stack.insert((stack, native), site);
         site
     }
 
     fn live(&mut self, cap: &Capture, heap: &Heap) -> HashMap<usize, (u64, u64)> {
         let mut out: HashMap<usize, (u64, u64)> = HashMap::new();
         for b in heap.blocks.values().chain(heap.maps.values()) {
-            let t = out.entry(self.of(cap, b.stack)).or_default();
+            let t = out.entry(self.of(cap, b.stack, b.native)).or_default();
             t.0 += 1;
             t.1 = t.1.saturating_add(b.size);
         }
@@ -333,7 +374,11 @@ impl SiteIndex {
             .map(|(site, (count, bytes))| Site {
                 count: *count,
                 bytes: *bytes,
-                stack: self.locations[*site].clone(),
+                stack: self.locations[*site].0.clone(),
+                native_stack: self.locations[*site].1,
+                native: Vec::new(),
+                hybrid: Vec::new(),
+                hybrid_exact: None,
             })
             .collect()
     }

@@ -3,6 +3,7 @@
 
 mod launch;
 mod report;
+mod symbolize;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -107,6 +108,10 @@ pub struct StatsArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Native-mode captures: show sites' raw native stacks (symbolized), without Python frames
+    /// merged in.
+    #[arg(long)]
+    native_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -114,7 +119,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => launch::run(args),
         Command::Env(args) => launch::print_env(args).map(|()| ExitCode::SUCCESS),
-        Command::Stats(args) => report::stats(&args.file, args.json).map(|()| ExitCode::SUCCESS),
+        Command::Stats(args) => {
+            report::stats(&args.file, args.json, args.native_only).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,8 @@ use tracer_capture::analysis::Site;
 use tracer_capture::stacks::Frame;
 use tracer_capture::{read_capture, Capture, Header, Location, Stats};
 
+use crate::symbolize::Symbolizer;
+
 /// Mismatches shown (check mode); all are counted.
 const MISMATCHES_SHOWN: usize = 20;
 
@@ -51,13 +53,17 @@ struct RecordBytes {
     bytes: u64,
 }
 
-pub fn stats(path: &Path, json: bool) -> Result<()> {
+pub fn stats(path: &Path, json: bool, native_only: bool) -> Result<()> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let capture_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
     let cap = read_capture(std::io::BufReader::with_capacity(1 << 20, file))
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let stats = Stats::compute(&cap);
+    let mut stats = Stats::compute(&cap);
+    if !cap.native.is_empty() {
+        let mut symbolizer = Symbolizer::new(&cap.modules);
+        stats.symbolize(|id| symbolizer.stack(&cap.native.ips(id)));
+    }
     if json {
         let out = StatsJson {
             file: path.display().to_string(),
@@ -93,7 +99,10 @@ pub fn stats(path: &Path, json: bool) -> Result<()> {
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print!("{}", render_text(path, capture_bytes, &cap, &stats));
+        print!(
+            "{}",
+            render_text(path, capture_bytes, &cap, &stats, native_only)
+        );
     }
     Ok(())
 }
@@ -127,7 +136,13 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-fn render_text(path: &Path, capture_bytes: u64, cap: &Capture, s: &Stats) -> String {
+fn render_text(
+    path: &Path,
+    capture_bytes: u64,
+    cap: &Capture,
+    s: &Stats,
+    native_only: bool,
+) -> String {
     let h = &cap.header;
     let mut o = String::new();
     let _ = writeln!(
@@ -256,9 +271,12 @@ fn render_text(path: &Path, capture_bytes: u64, cap: &Capture, s: &Stats) -> Str
         ("Leaked at exit by site", &s.leaks_by_site),
     ];
     for (title, sites) in tables {
-        if sites.iter().any(|site| !site.stack.is_empty()) {
+        if sites
+            .iter()
+            .any(|site| !site.stack.is_empty() || !site.native.is_empty())
+        {
             let _ = writeln!(o, "\n{title}");
-            render_sites(&mut o, sites);
+            render_sites(&mut o, sites, native_only);
         }
     }
     if !cap.mismatches.is_empty() {
@@ -309,10 +327,11 @@ fn render_text(path: &Path, capture_bytes: u64, cap: &Capture, s: &Stats) -> Str
     o
 }
 
-/// Frames shown per site (innermost first).
+/// Frames shown per site (innermost first); native stacks are deeper.
 const FRAMES_SHOWN: usize = 8;
+const NATIVE_FRAMES_SHOWN: usize = 40;
 
-fn render_sites(o: &mut String, sites: &[Site]) {
+fn render_sites(o: &mut String, sites: &[Site], native_only: bool) {
     for site in sites {
         let _ = writeln!(
             o,
@@ -320,6 +339,20 @@ fn render_sites(o: &mut String, sites: &[Site]) {
             human_bytes(site.bytes),
             thousands(site.count)
         );
+        if !site.native.is_empty() {
+            let lines: Vec<String> = if native_only {
+                site.native.iter().map(|f| f.to_string()).collect()
+            } else {
+                site.hybrid.iter().map(|f| f.to_string()).collect()
+            };
+            for line in lines.iter().take(NATIVE_FRAMES_SHOWN) {
+                let _ = writeln!(o, "      {line}");
+            }
+            if lines.len() > NATIVE_FRAMES_SHOWN {
+                let _ = writeln!(o, "      ... {} more", lines.len() - NATIVE_FRAMES_SHOWN);
+            }
+            continue;
+        }
         if site.stack.is_empty() {
             let _ = writeln!(o, "      (no Python frame)");
         }

@@ -8,10 +8,12 @@
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::Relaxed, Ordering::Release};
 
 use tracer_capture::record::{
-    self, ChunkState, Kind, MAX_CHUNK_HEADER_LEN, MAX_EVENT_RECORD_LEN, MAX_PUSH_LEN,
+    self, ChunkState, Kind, MAX_CHUNK_HEADER_LEN, MAX_EVENT_RECORD_LEN, MAX_NATIVE_NODE_LEN,
+    MAX_NATIVE_STACK_LEN, MAX_PUSH_LEN,
 };
 use tracer_capture::varint::MAX_VARINT_LEN;
 
+use crate::native::{self, NativeThread};
 use crate::python::{self, PyThread, Source};
 use crate::{clock, order, writer};
 
@@ -37,6 +39,8 @@ pub struct Local {
     owner: u64,
     py: PyThread,
     counters: Counters,
+    /// Native mode's trie (empty otherwise).
+    native: NativeThread,
 }
 
 /// The thread's share of the tracer's own counters (added to the global ones when a chunk is handed
@@ -71,6 +75,7 @@ impl ThreadBuffer {
                 owner: order::owner_of(thread),
                 py: PyThread::default(),
                 counters: Counters::default(),
+                native: NativeThread::default(),
             },
         });
         let epoch = order::epoch(tb.local.owner);
@@ -116,6 +121,7 @@ impl ThreadBuffer {
         let empty = writer::submit(full, self.local.pos, has_records);
         self.start_chunk(empty, epoch);
         self.local.py.emitted.clear();
+        self.local.native.emitted = native::NONE_EMITTED;
     }
 
     fn publish_counters(&mut self) {
@@ -123,6 +129,11 @@ impl ThreadBuffer {
         writer::FRAMES_WALKED.fetch_add(c.frames_walked, Relaxed);
         writer::FRAMES_PUSHED.fetch_add(c.frames_pushed, Relaxed);
         writer::FRAMES_POPPED.fetch_add(c.frames_popped, Relaxed);
+        let n = &mut self.local.native;
+        if n.unwinds > 0 {
+            native::UNWINDS.fetch_add(std::mem::take(&mut n.unwinds), Relaxed);
+            native::FRAMES.fetch_add(std::mem::take(&mut n.frames), Relaxed);
+        }
     }
 
     /// The `n` bytes the next record may take. Only this window is borrowed mutably: the exit flush
@@ -156,6 +167,9 @@ impl ThreadBuffer {
 
     #[inline(always)]
     pub fn allocation(&mut self, kind: Kind, addr: u64, size: u64) {
+        if native::enabled() {
+            return self.native_allocation(kind, self.epoch(), 0, addr, size);
+        }
         self.python_stack();
         self.reserve(MAX_EVENT_RECORD_LEN);
         let epoch = self.epoch();
@@ -185,11 +199,70 @@ impl ThreadBuffer {
     /// A realloc whose epoch was taken before the real call (see `hooks::realloc`).
     #[inline(always)]
     pub fn realloc(&mut self, kind: Kind, epoch: u64, old: u64, new: u64, size: u64) {
+        if native::enabled() {
+            return self.native_allocation(kind, epoch, old, new, size);
+        }
         self.python_stack();
         self.reserve(MAX_EVENT_RECORD_LEN);
         let (w, st) = self.window(MAX_EVENT_RECORD_LEN);
         let n = record::put_realloc(w, 0, st, kind, epoch, old, new, size);
         self.commit(n);
+    }
+
+    /// An allocation or realloc in native mode: the native stack is unwound and interned (its new trie
+    /// nodes and module segments written), then the Python stack as usual, then the native stack id
+    /// if it changed. The Python stack reserves room for that record and the event, so both land in
+    /// the chunk its deltas went to.
+    #[inline(never)]
+    fn native_allocation(&mut self, kind: Kind, epoch: u64, old: u64, addr: u64, size: u64) {
+        self.local.native.capture();
+        self.write_native_definitions();
+        self.python_stack();
+        self.reserve(MAX_NATIVE_STACK_LEN + MAX_EVENT_RECORD_LEN);
+        let current = self.local.native.current;
+        if current != self.local.native.emitted {
+            let (w, _) = self.window(MAX_NATIVE_STACK_LEN);
+            let n = record::put_native_stack(w, 0, current);
+            self.commit(n);
+            self.local.native.emitted = current;
+        }
+        let (w, st) = self.window(MAX_EVENT_RECORD_LEN);
+        let n = if kind.is_realloc() {
+            record::put_realloc(w, 0, st, kind, epoch, old, addr, size)
+        } else {
+            record::put_alloc(w, 0, st, kind, epoch, addr, size)
+        };
+        self.commit(n);
+    }
+
+    /// Writes the trie nodes the last capture made, and module segments the capture lacks.
+    fn write_native_definitions(&mut self) {
+        let nodes = std::mem::take(&mut self.local.native.new_nodes);
+        let mut modules = Vec::new();
+        native::modules_to_write(&nodes, &mut modules);
+        for m in &modules {
+            let len = record::module_len(m.path.as_bytes());
+            self.reserve(len);
+            let (w, _) = self.window(len);
+            let n = record::put_module(
+                w,
+                0,
+                m.start,
+                m.end,
+                m.file_offset,
+                m.bias,
+                m.path.as_bytes(),
+            );
+            self.commit(n);
+        }
+        for &(id, parent, ip) in &nodes {
+            self.reserve(MAX_NATIVE_NODE_LEN);
+            let (w, _) = self.window(MAX_NATIVE_NODE_LEN);
+            let n = record::put_native_node(w, 0, id, parent, ip);
+            self.commit(n);
+        }
+        native::NODES.fetch_add(nodes.len() as u64, Relaxed);
+        self.local.native.new_nodes = nodes;
     }
 
     /// Records the calling thread's Python stack, as the difference from the one last recorded.
@@ -231,7 +304,11 @@ impl ThreadBuffer {
         }
         common = common.min(self.local.py.emitted.len());
         // Room for the whole stack: a new chunk re-sends all of it.
-        let need = 1 + MAX_VARINT_LEN + frames.len() * MAX_PUSH_LEN + MAX_EVENT_RECORD_LEN;
+        let need = 1
+            + MAX_VARINT_LEN
+            + frames.len() * MAX_PUSH_LEN
+            + MAX_NATIVE_STACK_LEN
+            + MAX_EVENT_RECORD_LEN;
         if self.reserve(need) {
             common = 0;
         }
@@ -321,6 +398,8 @@ impl ThreadBuffer {
         let chunk = std::mem::take(&mut self.local.chunk);
         self.start_chunk(chunk, epoch);
         self.local.py.emitted.clear();
+        // The child's capture has none of the parent's trie nodes.
+        self.local.native.forget();
     }
 
     /// Hands the last chunk over and gives the buffer back (the thread is exiting).

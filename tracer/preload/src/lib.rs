@@ -7,7 +7,8 @@
 //!
 //! Modules: `hooks` (the exported entry points), `track` (the funnel and thread lifecycle), `buffer`
 //! (a thread's chunk), `order` (cross-thread order), `writer` (queue, file, exit, fork), `lifecycle`
-//! (constructor, destructor, fork handlers), `tls` (per-thread state), `libc_alloc` (glibc's real
+//! (constructor, destructor, fork handlers), `native` (native stacks: unwinding, the trie, the module
+//! map), `tls` (per-thread state), `libc_alloc` (glibc's real
 //! allocator and the library's own), `config`, `state`, `clock`.
 
 mod buffer;
@@ -16,6 +17,7 @@ mod config;
 mod hooks;
 mod libc_alloc;
 mod lifecycle;
+pub mod native;
 mod order;
 mod python;
 mod state;

@@ -71,6 +71,9 @@ extern "C" fn on_load() {
     };
     config::adjust_child_environment(&cfg);
     cfg.publish();
+    if cfg.native {
+        crate::native::init();
+    }
     let pid = getpid();
     if cfg.exec_child {
         path.as_mut_os_string().push(format!(".{pid}"));
@@ -155,6 +158,7 @@ extern "C" fn after_fork_in_child() {
         unsafe { (*tb).discard() };
     }
     crate::python::after_fork_in_child();
+    crate::native::after_fork_in_child();
     match header {
         Some(h) if state::recording() => {
             writer::after_fork_in_child(current, &h);

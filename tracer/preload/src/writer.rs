@@ -282,6 +282,13 @@ pub fn finish() {
             crate::python::CHECK_SKIPPED.load(Relaxed),
         ),
         ("stack_mismatches", crate::python::MISMATCHES.load(Relaxed)),
+        ("native_unwinds", crate::native::UNWINDS.load(Relaxed)),
+        ("native_frames", crate::native::FRAMES.load(Relaxed)),
+        ("native_nodes", crate::native::NODES.load(Relaxed)),
+        (
+            "native_module_scans",
+            crate::native::MODULE_SCANS.load(Relaxed),
+        ),
     ];
     write_or_stop(&mut sink, &encode_end(&counters));
     q.closed = true;

@@ -1,0 +1,167 @@
+//! Provides [`Symbolizer`]: turns the instruction pointers of a native-mode capture into functions,
+//! libraries and source lines, reading the traced program's ELF objects from disk (so a capture is
+//! symbolized on the machine that recorded it, with the same files).
+//!
+//! Each object is opened once: its DWARF through `addr2line` (which gives inlined frames and
+//! file:line), and its symbol table (`.symtab`, else `.dynsym`) for objects without debug
+//! information. A symbol is used only when the address lies inside its size, so a stripped object's
+//! static functions show as `??` rather than as the exported function before them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use object::{Object, ObjectSymbol, SymbolKind};
+use tracer_capture::record::ModuleSegment;
+use tracer_capture::NativeFrame;
+
+/// One ELF object, opened.
+struct Elf {
+    dwarf: Option<addr2line::Loader>,
+    /// Function symbols: (start, end, name), sorted by start.
+    symbols: Vec<(u64, u64, String)>,
+}
+
+impl Elf {
+    fn open(path: &str) -> Option<Elf> {
+        if !path.starts_with('/') || !Path::new(path).is_file() {
+            return None;
+        }
+        let data = std::fs::read(path).ok()?;
+        let file = object::File::parse(&*data).ok()?;
+        let mut symbols: Vec<(u64, u64, String)> = file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+            .filter_map(|s| {
+                let name = s.name().ok()?;
+                let name = addr2line::demangle_auto(name.into(), None).into_owned();
+                Some((s.address(), s.address() + s.size(), name))
+            })
+            .collect();
+        symbols.sort();
+        symbols.dedup_by_key(|s| s.0);
+        Some(Elf {
+            dwarf: addr2line::Loader::new(path).ok(),
+            symbols,
+        })
+    }
+
+    /// The symbol whose range holds `addr` (a symbol of size 0 holds only its own address).
+    fn symbol(&self, addr: u64) -> Option<&str> {
+        let i = self.symbols.partition_point(|s| s.0 <= addr);
+        let (start, end, name) = self.symbols.get(i.checked_sub(1)?)?;
+        (addr < *end || addr == *start).then_some(name.as_str())
+    }
+}
+
+/// Symbolizes addresses of one capture, caching objects and results.
+pub struct Symbolizer<'a> {
+    modules: &'a [ModuleSegment],
+    objects: HashMap<String, Option<Elf>>,
+    cache: HashMap<u64, Vec<NativeFrame>>,
+}
+
+impl<'a> Symbolizer<'a> {
+    pub fn new(modules: &'a [ModuleSegment]) -> Self {
+        Symbolizer {
+            modules,
+            objects: HashMap::new(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The frames of a stack of return addresses (innermost first): one or more per address (inlined
+    /// functions first, then the function they were inlined into).
+    pub fn stack(&mut self, ips: &[u64]) -> Vec<NativeFrame> {
+        let mut out = Vec::with_capacity(ips.len());
+        for (i, &ip) in ips.iter().enumerate() {
+            // The innermost address is in the tracer's hook: the tracer's functions inlined into it
+            // are noise, the hook (`malloc`, ...) is the allocation's entry point.
+            let frames = self.frames(ip).iter().filter(|f| i > 0 || !f.inlined);
+            out.extend(frames.cloned());
+        }
+        out
+    }
+
+    /// The frames of one return address.
+    pub fn frames(&mut self, ip: u64) -> &[NativeFrame] {
+        if !self.cache.contains_key(&ip) {
+            let frames = self.resolve(ip);
+            self.cache.insert(ip, frames);
+        }
+        &self.cache[&ip]
+    }
+
+    fn resolve(&mut self, ip: u64) -> Vec<NativeFrame> {
+        let unknown = |library: &str| NativeFrame {
+            ip,
+            function: "??".into(),
+            library: library.into(),
+            file: None,
+            line: None,
+            inlined: false,
+        };
+        // The last segment recorded over the address wins (a later dlopen at the same place).
+        let Some(seg) = self
+            .modules
+            .iter()
+            .rev()
+            .find(|m| (m.start..m.end).contains(&ip))
+        else {
+            return vec![unknown("?")];
+        };
+        let library = Path::new(&seg.path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| seg.path.clone());
+        let elf = self
+            .objects
+            .entry(seg.path.clone())
+            .or_insert_with(|| Elf::open(&seg.path));
+        let Some(elf) = elf else {
+            return vec![unknown(&library)];
+        };
+        // A return address is the instruction after the call: look up the call itself.
+        let probe = ip.wrapping_sub(seg.bias).wrapping_sub(1);
+        let mut out = Vec::new();
+        if let Some(dwarf) = &elf.dwarf {
+            if let Ok(mut frames) = dwarf.find_frames(probe) {
+                while let Ok(Some(f)) = frames.next() {
+                    let function = f
+                        .function
+                        .as_ref()
+                        .and_then(|n| n.demangle().ok().map(|s| s.into_owned()));
+                    let (file, line) = match &f.location {
+                        Some(l) => (l.file.map(str::to_string), l.line),
+                        None => (None, None),
+                    };
+                    out.push(NativeFrame {
+                        ip,
+                        function: function.unwrap_or_default(),
+                        library: library.clone(),
+                        file,
+                        line,
+                        inlined: true,
+                    });
+                }
+            }
+        }
+        if let Some(last) = out.last_mut() {
+            last.inlined = false;
+        }
+        let symbol = elf.symbol(probe);
+        for f in &mut out {
+            if f.function.is_empty() {
+                f.function = symbol.unwrap_or("??").to_string();
+            }
+        }
+        if out.is_empty() {
+            let mut f = unknown(&library);
+            if let Some(name) = symbol {
+                f.function = name.to_string();
+            }
+            out.push(f);
+        }
+        out
+    }
+}

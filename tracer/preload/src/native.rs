@@ -1,0 +1,516 @@
+//! Provides native mode (`TRACER_NATIVE=1`): the instruction pointers of the native stack at each
+//! recorded allocation, interned in a per-thread trie, and the module map that lets the reader
+//! symbolize them. Nothing is symbolized here (see "Native stacks" in `docs/architecture.md`).
+//!
+//! - [`unwind`]: the raw unwind, through libunwind's `unw_backtrace` (loaded with `dlopen` and
+//!   `RTLD_LOCAL`, so its `_Unwind_*` and `backtrace` exports never interpose the program's) with
+//!   its per-thread cache; glibc's `backtrace` (libgcc's unwinder) when libunwind is missing or
+//!   `TRACER_UNWINDER=gcc`.
+//! - [`NativeThread`]: the thread's trie of `(parent, ip)` nodes. Ids come from one global counter,
+//!   so they are unique in the capture; only new nodes are written (`native_node` records).
+//! - The module map: executable `PT_LOAD` segments from `dl_iterate_phdr`, read at start and again
+//!   when a new trie node has an address outside every known segment and the loader's `dlpi_adds` /
+//!   `dlpi_subs` counters moved (a `dlopen` since the last look). New segments are written once
+//!   (`module` records) by whichever thread finds them.
+//!
+//! Everything here runs inside the hooks with the re-entry guard held: allocations it makes (the
+//! trie's table, libunwind's thread-local cache, `dl_iterate_phdr`'s callback) are forwarded
+//! untraced. The hooks unwind only after the real allocator returned, so no malloc lock is held
+//! while the unwinder takes the loader's lock.
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Acquire};
+use std::sync::atomic::{Ordering::Relaxed, Ordering::Release};
+
+use libc::{c_int, c_void};
+use tracer_capture::record::ModuleSegment;
+
+/// Frames kept per stack (innermost first, from the tracer's hook outwards).
+pub const MAX_DEPTH: usize = 128;
+/// Room for the frames above the hook (the unwinder's own and the tracer's), dropped after.
+const OWN_FRAMES: usize = 16;
+const BUFFER: usize = MAX_DEPTH + OWN_FRAMES;
+/// Trie nodes a thread keeps before starting afresh (bounds its memory: about 40 bytes a node).
+const MAX_NODES: usize = 1 << 18;
+/// No `native_stack` record written in the current chunk yet.
+pub const NONE_EMITTED: u32 = u32::MAX;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The unwinder: a `backtrace`-shaped function.
+static UNWINDER: AtomicUsize = AtomicUsize::new(0);
+/// This library's address range: frames in it are the tracer's own.
+static SELF_START: AtomicU64 = AtomicU64::new(0);
+static SELF_END: AtomicU64 = AtomicU64::new(0);
+/// The next trie node id (0 is the root, the empty stack).
+static NEXT_NODE: AtomicU32 = AtomicU32::new(1);
+
+/// Counters for the end record.
+pub static UNWINDS: AtomicU64 = AtomicU64::new(0);
+pub static FRAMES: AtomicU64 = AtomicU64::new(0);
+pub static NODES: AtomicU64 = AtomicU64::new(0);
+pub static MODULE_SCANS: AtomicU64 = AtomicU64::new(0);
+
+type Backtrace = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
+
+/// Whether allocations carry native stacks (set once at load).
+#[inline(always)]
+pub fn enabled() -> bool {
+    ENABLED.load(Relaxed)
+}
+
+/// Which unwinder runs, for the log line and the docs' measurements.
+static UNWINDER_NAME: AtomicU32 = AtomicU32::new(0);
+
+pub fn unwinder_name() -> &'static str {
+    match UNWINDER_NAME.load(Relaxed) {
+        1 => "libunwind",
+        2 => "gcc",
+        _ => "none",
+    }
+}
+
+/// Sets native mode up (from the constructor, before recording starts): loads the unwinder, finds
+/// this library's range and reads the module map. Native mode stays off if no unwinder is found.
+pub fn init() {
+    let want_gcc = std::env::var("TRACER_UNWINDER").is_ok_and(|v| v == "gcc");
+    let (f, name) = match (want_gcc, load_libunwind()) {
+        (false, Some(f)) => (f, 1),
+        _ => (glibc_backtrace as Backtrace, 2),
+    };
+    UNWINDER.store(f as usize, Release);
+    UNWINDER_NAME.store(name, Relaxed);
+    find_self();
+    rescan_modules(&mut MODULES.lock());
+    // The first unwind binds the unwinder's lazy symbols and loads libgcc_s for glibc's `backtrace`:
+    // do it now, outside any hook.
+    let mut ips = [0usize; BUFFER];
+    unwind(&mut ips);
+    ENABLED.store(true, Release);
+}
+
+extern "C" {
+    /// glibc's `backtrace` (libgcc's `_Unwind_Backtrace` underneath).
+    fn backtrace(buffer: *mut *mut c_void, size: c_int) -> c_int;
+}
+
+unsafe extern "C" fn glibc_backtrace(buffer: *mut *mut c_void, size: c_int) -> c_int {
+    backtrace(buffer, size)
+}
+
+/// `unw_backtrace` from libunwind 1.x, set to cache unwind information per thread.
+fn load_libunwind() -> Option<Backtrace> {
+    const UNW_CACHE_PER_THREAD: c_int = 2;
+    // SAFETY: dlopen/dlsym with NUL-terminated names. The symbols have these C signatures in
+    // libunwind 1.x (libunwind-x86_64.h): `unw_backtrace(void **, int)`,
+    // `_ULx86_64_set_caching_policy(unw_addr_space_t, unw_caching_policy_t)`,
+    // `_ULx86_64_set_cache_size(unw_addr_space_t, size_t, int)`, and `_ULx86_64_local_addr_space` is
+    // an `unw_addr_space_t` variable.
+    unsafe {
+        let lib = libc::dlopen(
+            c"libunwind.so.8".as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_LOCAL,
+        );
+        if lib.is_null() {
+            return None;
+        }
+        let bt = libc::dlsym(lib, c"unw_backtrace".as_ptr());
+        let policy = libc::dlsym(lib, c"_ULx86_64_set_caching_policy".as_ptr());
+        let size = libc::dlsym(lib, c"_ULx86_64_set_cache_size".as_ptr());
+        let space = libc::dlsym(lib, c"_ULx86_64_local_addr_space".as_ptr());
+        if bt.is_null() {
+            return None;
+        }
+        if !policy.is_null() && !space.is_null() {
+            let space = *(space as *const *mut c_void);
+            let policy: unsafe extern "C" fn(*mut c_void, c_int) -> c_int =
+                std::mem::transmute(policy);
+            policy(space, UNW_CACHE_PER_THREAD);
+            if !size.is_null() {
+                let size: unsafe extern "C" fn(*mut c_void, usize, c_int) -> c_int =
+                    std::mem::transmute(size);
+                size(space, 1024, 0);
+            }
+        }
+        Some(std::mem::transmute::<*mut c_void, Backtrace>(bt))
+    }
+}
+
+/// Fills `ips` with the calling thread's return addresses, innermost first (starting inside the
+/// unwinder or its caller), and returns how many. Never symbolizes, never locks anything but what
+/// the unwinder takes on a cache miss (the loader's `dl_iterate_phdr` lock). Public so that a bench
+/// can time it.
+#[inline(never)]
+pub fn unwind(ips: &mut [usize; BUFFER]) -> usize {
+    let f = UNWINDER.load(Acquire);
+    if f == 0 {
+        return 0;
+    }
+    // SAFETY: `f` is a `Backtrace` stored by `init`; `ips` has room for `BUFFER` entries.
+    let n = unsafe {
+        let f: Backtrace = std::mem::transmute(f);
+        f(ips.as_mut_ptr().cast(), BUFFER as c_int)
+    };
+    (n.max(0) as usize).min(BUFFER)
+}
+
+/// The slice of `ips` that belongs to the program: from the outermost of the leading tracer frames
+/// (the hook the program called: `malloc`, a pymalloc wrapper) outwards, at most `MAX_DEPTH`.
+pub fn program_frames(ips: &[usize]) -> &[usize] {
+    let (lo, hi) = (SELF_START.load(Relaxed), SELF_END.load(Relaxed));
+    let own = |ip: usize| (ip as u64) >= lo && (ip as u64) < hi;
+    let mut i = 0;
+    while i < ips.len() && i < OWN_FRAMES && !own(ips[i]) {
+        i += 1; // the unwinder's own frames
+    }
+    let first_own = i;
+    while i < ips.len() && own(ips[i]) {
+        i += 1;
+    }
+    let start = if i > first_own { i - 1 } else { 0 };
+    let end = ips.len().min(start + MAX_DEPTH);
+    &ips[start..end]
+}
+
+/// A multiply-rotate hash (the one rustc uses): the keys are small integers, SipHash is overkill.
+#[derive(Default)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    #[inline(always)]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline(always)]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A thread's native stacks: the trie and the stack last interned.
+pub struct NativeThread {
+    ips: [usize; BUFFER],
+    trie: HashMap<(u32, u64), u32, BuildHasherDefault<FxHasher>>,
+    /// The last stack, outermost first, and its node ids.
+    path: Vec<u64>,
+    ids: Vec<u32>,
+    /// Nodes made by the last [`capture`](Self::capture), to be written: (id, parent, ip).
+    pub new_nodes: Vec<(u32, u32, u64)>,
+    /// The stack of the last capture.
+    pub current: u32,
+    /// The stack the current chunk last recorded (`NONE_EMITTED` after a chunk starts).
+    pub emitted: u32,
+    pub unwinds: u64,
+    pub frames: u64,
+}
+
+impl Default for NativeThread {
+    fn default() -> Self {
+        NativeThread {
+            ips: [0; BUFFER],
+            trie: HashMap::default(),
+            path: Vec::new(),
+            ids: Vec::new(),
+            new_nodes: Vec::new(),
+            current: 0,
+            emitted: NONE_EMITTED,
+            unwinds: 0,
+            frames: 0,
+        }
+    }
+}
+
+impl NativeThread {
+    /// Unwinds the calling thread and interns its stack: sets `current`, and lists in `new_nodes`
+    /// the trie nodes the capture has not seen.
+    pub fn capture(&mut self) {
+        if self.trie.len() > MAX_NODES {
+            self.forget();
+        }
+        let n = unwind(&mut self.ips);
+        let frames = program_frames(&self.ips[..n]);
+        self.unwinds += 1;
+        self.frames += frames.len() as u64;
+        self.new_nodes.clear();
+        // The outermost frames usually match the last stack's: start below what they share.
+        let depth = frames.len();
+        let common = self
+            .path
+            .iter()
+            .zip(frames.iter().rev())
+            .take_while(|(a, b)| **a == **b as u64)
+            .count();
+        self.path.truncate(common);
+        self.ids.truncate(common);
+        let mut id = self.ids.last().copied().unwrap_or(0);
+        for &ip in frames[..depth - common].iter().rev() {
+            let ip = ip as u64;
+            let new_nodes = &mut self.new_nodes;
+            id = *self.trie.entry((id, ip)).or_insert_with(|| {
+                let node = NEXT_NODE.fetch_add(1, Relaxed);
+                new_nodes.push((node, id, ip));
+                node
+            });
+            self.path.push(ip);
+            self.ids.push(id);
+        }
+        self.current = id;
+    }
+
+    /// Forgets every node (a fork child writes a new capture; a full trie starts afresh): the next
+    /// stacks get new nodes, written again.
+    pub fn forget(&mut self) {
+        self.trie.clear();
+        self.path.clear();
+        self.ids.clear();
+        self.emitted = NONE_EMITTED;
+    }
+}
+
+/// The module map: what the process has loaded, and how much of it the capture has.
+#[derive(Default)]
+struct Modules {
+    /// Every executable segment seen, in the order found.
+    all: Vec<ModuleSegment>,
+    /// How many of `all` the capture has.
+    written: usize,
+    /// Currently loaded executable ranges, sorted.
+    loaded: Vec<(u64, u64)>,
+    adds: u64,
+    subs: u64,
+}
+
+/// A lock that never sleeps in the kernel and that a fork child can reset (the holder may be a thread
+/// that does not exist there). Held only to read or update the module map, off the common path.
+struct SpinLock<T> {
+    locked: AtomicBool,
+    value: std::cell::UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through `lock`, which gives one thread access at a time.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+struct SpinGuard<'a, T>(&'a SpinLock<T>);
+
+impl<T> SpinLock<T> {
+    fn lock(&self) -> SpinGuard<'_, T> {
+        let mut spins = 0u32;
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins < 100 {
+                std::hint::spin_loop();
+            } else {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        }
+        SpinGuard(self)
+    }
+}
+
+impl<T> std::ops::Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock.
+        unsafe { &*self.0.value.get() }
+    }
+}
+
+impl<T> std::ops::DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the lock.
+        unsafe { &mut *self.0.value.get() }
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        self.0.locked.store(false, Release);
+    }
+}
+
+static MODULES: SpinLock<Modules> = SpinLock {
+    locked: AtomicBool::new(false),
+    value: std::cell::UnsafeCell::new(Modules {
+        all: Vec::new(),
+        written: 0,
+        loaded: Vec::new(),
+        adds: 0,
+        subs: 0,
+    }),
+};
+/// Some segments of `MODULES` are not in the capture yet (checked without the lock).
+static MODULES_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// After new trie nodes: makes sure every segment their addresses fall in is known, and moves the
+/// segments the capture does not have yet into `out`.
+pub fn modules_to_write(new_nodes: &[(u32, u32, u64)], out: &mut Vec<ModuleSegment>) {
+    if !new_nodes.is_empty() {
+        let mut m = MODULES.lock();
+        if new_nodes.iter().any(|&(_, _, ip)| !m.contains(ip)) && loader_changed(&m) {
+            rescan_modules(&mut m);
+        }
+    }
+    if MODULES_PENDING.load(Acquire) {
+        let mut m = MODULES.lock();
+        let from = m.written;
+        out.extend_from_slice(&m.all[from..]);
+        m.written = m.all.len();
+        MODULES_PENDING.store(false, Release);
+    }
+}
+
+impl Modules {
+    fn contains(&self, ip: u64) -> bool {
+        let i = self.loaded.partition_point(|&(start, _)| start <= ip);
+        i > 0 && ip < self.loaded[i - 1].1
+    }
+}
+
+/// Whether anything was loaded or unloaded since `m` was read.
+fn loader_changed(m: &Modules) -> bool {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        if size >= std::mem::size_of::<libc::dl_phdr_info>() {
+            *(data as *mut (u64, u64)) = ((*info).dlpi_adds, (*info).dlpi_subs);
+        }
+        1
+    }
+    let mut counts = (u64::MAX, u64::MAX);
+    // SAFETY: the callback matches dl_iterate_phdr's and writes only through `data`, a live local.
+    unsafe { libc::dl_iterate_phdr(Some(first), (&mut counts as *mut (u64, u64)).cast()) };
+    counts != (m.adds, m.subs)
+}
+
+/// Reads every executable segment of every loaded object.
+fn rescan_modules(m: &mut Modules) {
+    struct Scan {
+        found: Vec<ModuleSegment>,
+        counts: (u64, u64),
+    }
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        let scan = &mut *(data as *mut Scan);
+        let info = &*info;
+        if size >= std::mem::size_of::<libc::dl_phdr_info>() {
+            scan.counts = (info.dlpi_adds, info.dlpi_subs);
+        }
+        let name = if info.dlpi_name.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(info.dlpi_name)
+                .to_string_lossy()
+                .into_owned()
+        };
+        let path = if name.is_empty() { exe_path() } else { name };
+        for i in 0..usize::from(info.dlpi_phnum) {
+            let ph = &*info.dlpi_phdr.add(i);
+            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                let start = info.dlpi_addr.wrapping_add(ph.p_vaddr);
+                scan.found.push(ModuleSegment {
+                    start,
+                    end: start.wrapping_add(ph.p_memsz),
+                    file_offset: ph.p_offset,
+                    bias: info.dlpi_addr,
+                    path: path.clone(),
+                });
+            }
+        }
+        0
+    }
+    MODULE_SCANS.fetch_add(1, Relaxed);
+    let mut scan = Scan {
+        found: Vec::new(),
+        counts: (0, 0),
+    };
+    // SAFETY: the callback matches dl_iterate_phdr's; `info` and its program headers are valid during
+    // each call; `data` points to `scan`, alive for the whole call.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&mut scan as *mut Scan).cast()) };
+    (m.adds, m.subs) = scan.counts;
+    m.loaded = scan.found.iter().map(|s| (s.start, s.end)).collect();
+    m.loaded.sort_unstable();
+    for seg in scan.found {
+        if !m.all.contains(&seg) {
+            m.all.push(seg);
+        }
+    }
+    if m.written < m.all.len() {
+        MODULES_PENDING.store(true, Release);
+    }
+}
+
+/// The main program's path (`dl_iterate_phdr` gives it no name).
+fn exe_path() -> String {
+    std::fs::read_link("/proc/self/exe")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// Finds the address range of this library (all its loaded segments).
+fn find_self() {
+    struct Range {
+        target: u64,
+        lo: u64,
+        hi: u64,
+    }
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
+        let r = &mut *(data as *mut Range);
+        let info = &*info;
+        let (mut lo, mut hi, mut hit) = (u64::MAX, 0, false);
+        for i in 0..usize::from(info.dlpi_phnum) {
+            let ph = &*info.dlpi_phdr.add(i);
+            if ph.p_type == libc::PT_LOAD {
+                let start = info.dlpi_addr.wrapping_add(ph.p_vaddr);
+                let end = start.wrapping_add(ph.p_memsz);
+                lo = lo.min(start);
+                hi = hi.max(end);
+                hit |= (start..end).contains(&r.target);
+            }
+        }
+        if hit {
+            (r.lo, r.hi) = (lo, hi);
+        }
+        c_int::from(hit)
+    }
+    let mut r = Range {
+        target: find_self as fn() as usize as u64,
+        lo: u64::MAX,
+        hi: 0,
+    };
+    // SAFETY: as in `rescan_modules`.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&mut r as *mut Range).cast()) };
+    if r.lo != u64::MAX {
+        SELF_START.store(r.lo, Relaxed);
+        SELF_END.store(r.hi, Relaxed);
+    }
+}
+
+/// In a fork child: the new capture has none of the module map yet, and the lock may have been held
+/// by a thread that is not in the child.
+pub fn after_fork_in_child() {
+    MODULES.locked.store(false, Release);
+    let mut m = MODULES.lock();
+    m.written = 0;
+    if !m.all.is_empty() {
+        MODULES_PENDING.store(true, Release);
+    }
+}
