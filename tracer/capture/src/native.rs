@@ -14,23 +14,42 @@ use crate::stacks::Location;
 /// A native stack: a node of the capture's native trie (0: none recorded).
 pub type NativeId = u32;
 
-/// Deepest native stack followed when reading (the preload caps its unwind far below this; the cap
-/// only guards against a damaged capture with a cycle).
+/// Deepest native stack followed when reading (the preload caps its unwind far below this).
 const MAX_DEPTH: usize = 4096;
 
-/// Every native stack node the capture defines: `id → (parent, instruction pointer)`.
+/// Every native stack the capture defines. The preload keeps a trie per thread, so one stack seen on
+/// two threads has two ids in the file; the tree maps each file id to one id per distinct stack, so
+/// that equal stacks are one site whatever thread ran them.
 #[derive(Debug, Clone, Default)]
 pub struct NativeTree {
+    /// Stack id → (parent, instruction pointer).
     nodes: HashMap<NativeId, (NativeId, u64)>,
+    by_frame: HashMap<(NativeId, u64), NativeId>,
+    /// File id → stack id.
+    ids: HashMap<NativeId, NativeId>,
 }
 
 impl NativeTree {
     pub const ROOT: NativeId = 0;
 
+    /// Adds the file's node `id` (its parent must come first, as the preload writes them).
     pub fn insert(&mut self, id: NativeId, parent: NativeId, ip: u64) {
-        if id != Self::ROOT {
-            self.nodes.insert(id, (parent, ip));
+        if id == Self::ROOT {
+            return;
         }
+        let parent = self.id(parent);
+        let next = self.nodes.len() as NativeId + 1;
+        let nodes = &mut self.nodes;
+        let canonical = *self.by_frame.entry((parent, ip)).or_insert_with(|| {
+            nodes.insert(next, (parent, ip));
+            next
+        });
+        self.ids.insert(id, canonical);
+    }
+
+    /// The stack id of the file's node `id` (0 for an id the capture never defined).
+    pub fn id(&self, file_id: NativeId) -> NativeId {
+        self.ids.get(&file_id).copied().unwrap_or(Self::ROOT)
     }
 
     /// The instruction pointers of a stack, innermost first (return addresses, except that the
@@ -186,17 +205,23 @@ mod tests {
         t.insert(1, 0, 0x10);
         t.insert(2, 1, 0x20);
         t.insert(3, 2, 0x30);
-        assert_eq!(t.ips(3), vec![0x30, 0x20, 0x10]);
+        assert_eq!(t.ips(t.id(3)), vec![0x30, 0x20, 0x10]);
         assert_eq!(t.ips(0), Vec::<u64>::new());
         assert_eq!(t.ips(99), Vec::<u64>::new());
     }
 
     #[test]
-    fn a_cycle_in_a_damaged_capture_ends() {
+    fn equal_stacks_from_two_threads_are_one() {
         let mut t = NativeTree::default();
-        t.insert(1, 2, 0x10);
+        t.insert(1, 0, 0x10);
         t.insert(2, 1, 0x20);
-        assert_eq!(t.ips(1).len(), MAX_DEPTH);
+        t.insert(7, 0, 0x10);
+        t.insert(8, 7, 0x20);
+        t.insert(9, 7, 0x30);
+        assert_eq!(t.id(2), t.id(8));
+        assert_ne!(t.id(2), t.id(9));
+        assert_eq!(t.ips(t.id(9)), vec![0x30, 0x10]);
+        assert_eq!(t.len(), 3);
     }
 
     #[test]

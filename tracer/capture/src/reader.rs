@@ -229,7 +229,7 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
             Record::Pop { count } => stack = cap.stacks.pop(stack, count),
             Record::StackMismatch { walked, profiled } => cap.mismatches.push((walked, profiled)),
             Record::NativeNode { id, parent, ip } => cap.native.insert(id, parent, ip),
-            Record::NativeStack { id } => native = id,
+            Record::NativeStack { id } => native = cap.native.id(id),
             Record::Module(m) => cap.modules.push(m),
         }
     }
