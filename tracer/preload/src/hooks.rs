@@ -224,6 +224,16 @@ extern "C" {
     static environ: *const *const c_char;
 }
 
+/// `dlclose` may unmap code that native mode's unwinder has cached unwind information for, and a
+/// later `dlopen` may put other code at the same addresses: after the real call, native mode flushes
+/// the unwinder's cache and forgets which ranges are loaded (see `native::after_dlclose`).
+#[no_mangle]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    let rc = crate::native::real_dlclose(handle);
+    crate::native::after_dlclose();
+    rc
+}
+
 /// `os._exit` and friends skip `atexit` and destructors: finish the capture first.
 #[no_mangle]
 pub unsafe extern "C" fn _exit(status: c_int) -> ! {

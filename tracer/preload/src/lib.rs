@@ -29,8 +29,8 @@ pub use python::module::PyInit__alloc_tracer;
 
 /// Every symbol the library exports.
 pub use hooks::{
-    _Exit, _exit, aligned_alloc, calloc, execv, execve, execvp, execvpe, free, malloc, memalign,
-    mmap, mmap64, mremap, munmap, posix_memalign, pvalloc, realloc, reallocarray, valloc,
+    _Exit, _exit, aligned_alloc, calloc, dlclose, execv, execve, execvp, execvpe, free, malloc,
+    memalign, mmap, mmap64, mremap, munmap, posix_memalign, pvalloc, realloc, reallocarray, valloc,
 };
 
 #[global_allocator]

@@ -43,6 +43,11 @@ static UNWINDER: AtomicUsize = AtomicUsize::new(0);
 /// This library's address range: frames in it are the tracer's own.
 static SELF_START: AtomicU64 = AtomicU64::new(0);
 static SELF_END: AtomicU64 = AtomicU64::new(0);
+/// libunwind's `unw_flush_cache` and its local address space (0 with the gcc unwinder).
+static FLUSH_CACHE: AtomicUsize = AtomicUsize::new(0);
+static ADDRESS_SPACE: AtomicUsize = AtomicUsize::new(0);
+/// glibc's `dlclose`, found on first use.
+static REAL_DLCLOSE: AtomicUsize = AtomicUsize::new(0);
 /// The next trie node id (0 is the root, the empty stack).
 static NEXT_NODE: AtomicU32 = AtomicU32::new(1);
 
@@ -124,6 +129,9 @@ fn load_libunwind() -> Option<Backtrace> {
         }
         if !policy.is_null() && !space.is_null() {
             let space = *(space as *const *mut c_void);
+            let flush = libc::dlsym(lib, c"_Ux86_64_flush_cache".as_ptr());
+            ADDRESS_SPACE.store(space as usize, Relaxed);
+            FLUSH_CACHE.store(flush as usize, Relaxed);
             let policy: unsafe extern "C" fn(*mut c_void, c_int) -> c_int =
                 std::mem::transmute(policy);
             policy(space, UNW_CACHE_PER_THREAD);
@@ -360,7 +368,8 @@ static MODULES_PENDING: AtomicBool = AtomicBool::new(false);
 pub fn modules_to_write(new_nodes: &[(u32, u32, u64)], out: &mut Vec<ModuleSegment>) {
     if !new_nodes.is_empty() {
         let mut m = MODULES.lock();
-        if new_nodes.iter().any(|&(_, _, ip)| !m.contains(ip)) && loader_changed(&m) {
+        let unknown = new_nodes.iter().any(|&(_, _, ip)| !m.contains(ip));
+        if unknown && (m.loaded.is_empty() || loader_changed(&m)) {
             rescan_modules(&mut m);
         }
     }
@@ -502,6 +511,46 @@ fn find_self() {
         SELF_START.store(r.lo, Relaxed);
         SELF_END.store(r.hi, Relaxed);
     }
+}
+
+/// Calls glibc's `dlclose` (the hook's forward).
+///
+/// # Safety
+/// As `dlclose`: `handle` comes from `dlopen`.
+pub unsafe fn real_dlclose(handle: *mut c_void) -> c_int {
+    type Dlclose = unsafe extern "C" fn(*mut c_void) -> c_int;
+    let mut f = REAL_DLCLOSE.load(Acquire);
+    if f == 0 {
+        f = libc::dlsym(libc::RTLD_NEXT, c"dlclose".as_ptr()) as usize;
+        if f == 0 {
+            return -1;
+        }
+        REAL_DLCLOSE.store(f, Release);
+    }
+    let f: Dlclose = std::mem::transmute(f);
+    f(handle)
+}
+
+/// After a `dlclose`: flushes libunwind's caches (it bumps a generation that every thread's cache
+/// checks) and marks every range unknown, so the next new stack node rereads the module map.
+pub fn after_dlclose() {
+    if !enabled() {
+        return;
+    }
+    // Held so that a signal handler's malloc cannot reach `MODULES` while this thread holds it.
+    let Some(_guard) = crate::tls::Guard::acquire() else {
+        return;
+    };
+    let (flush, space) = (FLUSH_CACHE.load(Relaxed), ADDRESS_SPACE.load(Relaxed));
+    if flush != 0 {
+        // SAFETY: `_Ux86_64_flush_cache(unw_addr_space_t, unw_word_t lo, unw_word_t hi)` from the
+        // libunwind loaded in `load_libunwind`, with its local address space; 0..0 flushes all.
+        unsafe {
+            let flush: unsafe extern "C" fn(usize, usize, usize) = std::mem::transmute(flush);
+            flush(space, 0, 0);
+        }
+    }
+    MODULES.lock().loaded.clear();
 }
 
 /// In a fork child: the new capture has none of the module map yet, and the lock may have been held

@@ -1,5 +1,6 @@
 /* Four threads allocate (55555 bytes, 1000 times each, through thread_leaf) while the main thread
- * dlopens a library and calls lib_alloc in it (777777 bytes). Usage: native_threads_dlopen LIB.so */
+ * dlopens a library and calls lib_alloc in it (777777 bytes), closes it, and does both again.
+ * Usage: native_threads_dlopen LIB.so */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,13 +28,19 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 4; i++) {
         pthread_create(&threads[i], NULL, thread_main, NULL);
     }
-    void *lib = dlopen(argv[1], RTLD_NOW);
-    if (!lib) {
-        fprintf(stderr, "dlopen: %s\n", dlerror());
-        return 3;
+    void *p = NULL;
+    for (int round = 0; round < 2; round++) {
+        void *lib = dlopen(argv[1], RTLD_NOW);
+        if (!lib) {
+            fprintf(stderr, "dlopen: %s\n", dlerror());
+            return 3;
+        }
+        void *(*lib_alloc)(void) = (void *(*)(void))dlsym(lib, "lib_alloc");
+        p = lib_alloc();
+        if (round == 0) {
+            dlclose(lib);
+        }
     }
-    void *(*lib_alloc)(void) = (void *(*)(void))dlsym(lib, "lib_alloc");
-    void *p = lib_alloc();
     for (int i = 0; i < 4; i++) {
         pthread_join(threads[i], NULL);
     }
