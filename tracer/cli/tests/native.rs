@@ -341,3 +341,44 @@ fn native_only_prints_the_raw_stack() {
     assert!(raw.contains("_PyEval_EvalFrameDefault (libpython"), "{raw}");
     assert!(!raw.contains("[py]"), "{raw}");
 }
+
+/// The cost of an allocation with and without native stacks (see "Native stacks" in
+/// docs/architecture.md). Not a pass/fail test: `cargo test -p tracer-cli --test native --
+/// --ignored --nocapture native_unwind_cost` prints the numbers.
+#[test]
+#[ignore]
+fn native_unwind_cost() {
+    let dir = test_dir("native_cost");
+    let exe = compile(&dir, "native_cost", &["-O2"]);
+    let configs: [(&str, &[&str], &str); 4] = [
+        ("untraced", &[], ""),
+        ("default mode", &["run"], ""),
+        ("--native (libunwind)", &["run", "--native"], "libunwind"),
+        ("--native (gcc)", &["run", "--native"], "gcc"),
+    ];
+    println!(
+        "{:<24}{:>22}{:>24}",
+        "configuration", "warm ns/malloc+free", "cold ns/first malloc"
+    );
+    for (name, args, unwinder) in configs {
+        let cap = dir.join("cap.bin");
+        let _ = std::fs::remove_file(&cap);
+        let mut cmd = if args.is_empty() {
+            Command::new(&exe)
+        } else {
+            let mut c = tracer();
+            c.args(args).arg("-o").arg(&cap).arg("--exec").arg(&exe);
+            c
+        };
+        cmd.env("TRACER_UNWINDER", unwinder);
+        let out = expect_code(&mut cmd, 0);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let value = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        println!("{name:<24}{:>22}{:>24}", value("warm_ns"), value("cold_ns"));
+    }
+}
