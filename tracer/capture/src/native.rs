@@ -37,14 +37,23 @@ impl NativeTree {
         if id == Self::ROOT {
             return;
         }
-        let parent = self.id(parent);
+        let canonical = self.intern(self.id(parent), ip);
+        self.ids.insert(id, canonical);
+    }
+
+    /// The stack of `parent` with `ip` as its innermost frame (made if the capture has no such stack).
+    pub fn intern(&mut self, parent: NativeId, ip: u64) -> NativeId {
         let next = self.nodes.len() as NativeId + 1;
         let nodes = &mut self.nodes;
-        let canonical = *self.by_frame.entry((parent, ip)).or_insert_with(|| {
+        *self.by_frame.entry((parent, ip)).or_insert_with(|| {
             nodes.insert(next, (parent, ip));
             next
-        });
-        self.ids.insert(id, canonical);
+        })
+    }
+
+    /// The innermost frame of a stack and the stack around it.
+    pub fn node(&self, id: NativeId) -> Option<(NativeId, u64)> {
+        self.nodes.get(&id).copied()
     }
 
     /// The stack id of the file's node `id` (0 for an id the capture never defined).

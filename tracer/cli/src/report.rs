@@ -57,13 +57,20 @@ pub fn stats(path: &Path, json: bool, native_only: bool) -> Result<()> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let capture_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let cap = read_capture(std::io::BufReader::with_capacity(1 << 20, file))
+    let mut cap = read_capture(std::io::BufReader::with_capacity(1 << 20, file))
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut stats = Stats::compute(&cap);
-    if !cap.native.is_empty() {
-        let mut symbolizer = Symbolizer::new(&cap.modules);
+    let stats = if cap.native.is_empty() {
+        Stats::compute(&cap)
+    } else {
+        let modules = std::mem::take(&mut cap.modules);
+        let mut symbolizer = Symbolizer::new(&modules);
+        symbolizer.merge_hook_frames(&mut cap);
+        let mut stats = Stats::compute(&cap);
         stats.symbolize(|id| symbolizer.stack(&cap.native.ips(id)));
-    }
+        drop(symbolizer);
+        cap.modules = modules;
+        stats
+    };
     if json {
         let out = StatsJson {
             file: path.display().to_string(),

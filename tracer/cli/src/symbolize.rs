@@ -12,7 +12,7 @@ use std::path::Path;
 
 use object::{Object, ObjectSymbol, SymbolKind};
 use tracer_capture::record::ModuleSegment;
-use tracer_capture::NativeFrame;
+use tracer_capture::{Capture, NativeFrame, NativeId, NativeTree};
 
 /// One ELF object, opened.
 struct Elf {
@@ -48,9 +48,13 @@ impl Elf {
 
     /// The symbol whose range holds `addr` (a symbol of size 0 holds only its own address).
     fn symbol(&self, addr: u64) -> Option<&str> {
+        self.symbol_entry(addr).map(|s| s.2.as_str())
+    }
+
+    fn symbol_entry(&self, addr: u64) -> Option<&(u64, u64, String)> {
         let i = self.symbols.partition_point(|s| s.0 <= addr);
-        let (start, end, name) = self.symbols.get(i.checked_sub(1)?)?;
-        (addr < *end || addr == *start).then_some(name.as_str())
+        let entry = self.symbols.get(i.checked_sub(1)?)?;
+        (addr < entry.1 || addr == entry.0).then_some(entry)
     }
 }
 
@@ -90,6 +94,47 @@ impl<'a> Symbolizer<'a> {
             self.cache.insert(ip, frames);
         }
         &self.cache[&ip]
+    }
+
+    /// Where the function holding return address `ip` starts, in the traced process (from the
+    /// symbol table), if known.
+    pub fn function_start(&mut self, ip: u64) -> Option<u64> {
+        let seg = self
+            .modules
+            .iter()
+            .rev()
+            .find(|m| (m.start..m.end).contains(&ip))?;
+        let elf = self
+            .objects
+            .entry(seg.path.clone())
+            .or_insert_with(|| Elf::open(&seg.path))
+            .as_ref()?;
+        let probe = ip.wrapping_sub(seg.bias).wrapping_sub(1);
+        elf.symbol_entry(probe).map(|s| s.0.wrapping_add(seg.bias))
+    }
+
+    /// Makes each event's innermost native frame (the tracer's hook) its function's entry, so that
+    /// stacks differing only in the path taken inside the hook (a thread's first event goes through
+    /// its set-up) are one site.
+    pub fn merge_hook_frames(&mut self, cap: &mut Capture) {
+        let mut merged: HashMap<NativeId, NativeId> = HashMap::new();
+        for e in cap
+            .events
+            .iter_mut()
+            .filter(|e| e.native != NativeTree::ROOT)
+        {
+            let id = e.native;
+            e.native = *merged.entry(id).or_insert_with(|| {
+                let Some((parent, ip)) = cap.native.node(id) else {
+                    return id;
+                };
+                match self.function_start(ip) {
+                    // +1: the symbolizer takes every address for a return address.
+                    Some(start) => cap.native.intern(parent, start + 1),
+                    None => id,
+                }
+            });
+        }
     }
 
     fn resolve(&mut self, ip: u64) -> Vec<NativeFrame> {
