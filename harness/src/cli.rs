@@ -346,7 +346,14 @@ fn start_run(args: &RunArgs) -> Result<(RunDir, RunInfo, Prepared)> {
         settings,
         benchmarks: Vec::new(),
         configs: prepared.configs.iter().map(config_entry).collect(),
-        baseline: prepared.configs[0].name.clone(),
+        // The report's reference: `baseline` when selected, else the first configuration.
+        baseline: prepared
+            .configs
+            .iter()
+            .find(|c| c.name == "baseline")
+            .unwrap_or(&prepared.configs[0])
+            .name
+            .clone(),
         system,
         request: Request {
             python: args.setup.python.clone(),

@@ -22,9 +22,12 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
-/// `$TMP/harness-tests/<name>`, emptied.
+/// `$TMP/harness-tests/<pid>/<name>`, emptied (the pid keeps two checkouts' tests apart).
 pub fn test_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join("harness-tests").join(name);
+    let d = std::env::temp_dir()
+        .join("harness-tests")
+        .join(std::process::id().to_string())
+        .join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
