@@ -208,14 +208,19 @@ impl RunDir {
 
     /// Merges one worker's `--output` file into `pyperf/<config>.json`. Each run keeps its full
     /// metadata (pyperf's hoisting is undone, so runs from different files merge without
-    /// conflicts); the benchmark carries `name` and `tags`. Returns the emitted benchmark name.
+    /// conflicts); the benchmark carries `name` and `tags`. A worker that emitted another
+    /// benchmark than `expected` is refused before anything is written.
     pub fn merge_worker_output(
         &self,
         config: &str,
         worker_json: &Path,
+        expected: &str,
         tags: &[String],
-    ) -> Result<String> {
+    ) -> Result<()> {
         let (name, runs) = read_worker_runs(worker_json)?;
+        if name != expected {
+            bail!("worker emitted benchmark {name} instead of {expected}");
+        }
         let path = self.pyperf(config);
         let mut suite: Value = if path.is_file() {
             let text = std::fs::read_to_string(&path)?;
@@ -244,8 +249,7 @@ impl RunDir {
             run["metadata"]["tags"] = json!(tags);
             list.push(run);
         }
-        write_atomic(&path, &serde_json::to_vec(&suite)?)?;
-        Ok(name)
+        write_atomic(&path, &serde_json::to_vec(&suite)?)
     }
 }
 
@@ -338,11 +342,13 @@ mod tests {
         )
         .unwrap();
         for _ in 0..2 {
-            let name = run
-                .merge_worker_output("baseline", &worker, &["math".into()])
+            run.merge_worker_output("baseline", &worker, "nbody", &["math".into()])
                 .unwrap();
-            assert_eq!(name, "nbody");
         }
+        let err = run
+            .merge_worker_output("baseline", &worker, "float", &[])
+            .unwrap_err();
+        assert!(err.to_string().contains("instead of float"), "{err}");
         let suite: Value =
             serde_json::from_str(&std::fs::read_to_string(run.pyperf("baseline")).unwrap())
                 .unwrap();

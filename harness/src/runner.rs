@@ -394,21 +394,18 @@ impl Runner<'_> {
                 .append_jsonl(&self.dir.tracer_stats(&config.name, &bench.name), &line)?;
         }
         let failure = match outcome {
-            Ok(_) => match self
-                .dir
-                .merge_worker_output(&config.name, &out, &bench.tags)
-            {
-                Ok(name) if name == bench.name => {
-                    self.dir.record_progress(&bench.name, &config.name, k)?;
-                    None
+            Ok(_) => {
+                match self
+                    .dir
+                    .merge_worker_output(&config.name, &out, &bench.name, &bench.tags)
+                {
+                    Ok(()) => {
+                        self.dir.record_progress(&bench.name, &config.name, k)?;
+                        None
+                    }
+                    Err(e) => Some(fail("failed", format!("{e:#}"), String::new())),
                 }
-                Ok(name) => Some(fail(
-                    "failed",
-                    format!("worker emitted benchmark {name} instead of {}", bench.name),
-                    String::new(),
-                )),
-                Err(e) => Some(fail("failed", format!("{e:#}"), String::new())),
-            },
+            }
             Err(e) => {
                 let j = e.downcast::<Judged>()?;
                 Some(fail(j.kind, j.reason, j.tail))
