@@ -79,7 +79,7 @@ fn startup_once(
 type Probe = (String, Result<BTreeMap<String, String>, String>, PathBuf);
 
 /// Measures each configuration's start-up cost against the plain interpreter: `python -c pass`,
-/// one warm-up each, then `ROUNDS` rounds interleaving the plain interpreter and every
+/// one warm-up each, then `ROUNDS` rounds (median reported) interleaving the plain interpreter and every
 /// configuration (so drift falls on all alike). Captures written by the probes are removed.
 pub fn bootstrap_costs(
     python: &Path,
@@ -103,34 +103,38 @@ pub fn bootstrap_costs(
             .map_err(|e| format!("{e:#}"));
         envs.push((c.name.clone(), env, capture));
     }
-    let mut totals: Vec<Option<Duration>> = vec![Some(Duration::ZERO); envs.len()];
+    // Per configuration the times measured so far; `None` once a probe failed or hung.
+    let mut times: Vec<Option<Vec<f64>>> = vec![Some(Vec::new()); envs.len()];
     for round in 0..=ROUNDS {
         for (i, (_, env, capture)) in envs.iter().enumerate() {
             let Ok(env) = env else { continue };
-            if totals[i].is_none() {
+            let Some(list) = &mut times[i] else {
                 continue; // failed or hung once: not probed again
-            }
+            };
             let t = startup_once(python, env, ctx.work, timeout);
             let _ = remove_capture(capture);
-            if round == 0 && t.is_some() {
-                continue; // warm-up
+            match t {
+                None => times[i] = None,
+                Some(_) if round == 0 => {} // warm-up
+                Some(t) => list.push(t.as_secs_f64() * 1e3),
             }
-            totals[i] = match (totals[i], t) {
-                (Some(a), Some(b)) => Some(a + b),
-                _ => None,
-            };
         }
     }
-    let mean = |d: Duration| d.as_secs_f64() * 1e3 / ROUNDS as f64;
-    let plain = totals[0].map(mean);
+    // The median: a machine busy with other work makes a few runs very slow.
+    let median = |v: &Vec<f64>| {
+        let mut v = v.clone();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let plain = times[0].as_ref().map(median);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Start-up cost of each configuration: mean wall time of `python -c pass` over {ROUNDS} interleaved runs.\n"
+        "Start-up cost of each configuration: median wall time of `python -c pass` over {ROUNDS} interleaved runs.\n"
     );
     let _ = writeln!(out, "| configuration | start-up | added |\n|---|---:|---:|");
     for (i, (name, env, _)) in envs.iter().enumerate() {
-        let line = match (env, totals[i].map(mean), plain) {
+        let line = match (env, times[i].as_ref().map(median), plain) {
             (Err(e), _, _) => format!("| {name} | not measured: {e} | |"),
             (Ok(_), Some(t), Some(p)) => format!("| {name} | {t:.1} ms | {:+.1} ms |", t - p),
             _ => format!("| {name} | failed or took over {} s | |", timeout.as_secs()),
