@@ -59,6 +59,9 @@ pub struct Capture {
     pub codes: BTreeMap<u32, CodeDef>,
     /// Every Python stack an event happened in.
     pub stacks: StackTree,
+    /// Lines sent one instruction at a time (`Line` records) while reading; folded into `codes` (and
+    /// emptied) once the whole capture is read.
+    pub lines: BTreeMap<(u32, u32), Option<u32>>,
     /// Records and their bytes (before compression) by kind.
     pub record_bytes: BTreeMap<Kind, (u64, u64)>,
     /// Check mode: the points where the two stack sources disagreed (walked, profiled).
@@ -179,6 +182,12 @@ pub fn read_capture(mut r: impl Read) -> Result<Capture, ReadError> {
             Some("no end-of-capture record: the process was killed or is still running".into());
     }
     cap.bytes = offset;
+    // A line record may come before its code's definition (another thread's chunk, later in the file).
+    for ((code, offset), line) in std::mem::take(&mut cap.lines) {
+        if let Some(def) = cap.codes.get_mut(&code) {
+            def.lines.insert(offset, line);
+        }
+    }
     // Within an epoch all events come from one thread, in file order; the stable sort keeps that.
     cap.events.sort_by_key(|e| e.epoch);
     Ok(cap)
@@ -227,6 +236,9 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
             }
             Record::Push { code, offset } => stack = cap.stacks.push(stack, code, offset),
             Record::Pop { count } => stack = cap.stacks.pop(stack, count),
+            Record::Line { code, offset, line } => {
+                cap.lines.insert((code, offset), line);
+            }
             Record::StackMismatch { walked, profiled } => cap.mismatches.push((walked, profiled)),
             Record::NativeNode { id, parent, ip } => cap.native.insert(id, parent, ip),
             Record::NativeStack { id } => native = cap.native.id(id),

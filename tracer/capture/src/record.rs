@@ -77,10 +77,12 @@ pub enum Kind {
     NativeStack = 38,
     /// Native mode: a loaded segment of an ELF object: start, end, file offset, load bias, path.
     Module = 39,
+    /// The line of one instruction of a code object whose line table was too large to send whole.
+    Line = 51,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 23] = [
+    pub const ALL: [Kind; 24] = [
         Kind::Malloc,
         Kind::Calloc,
         Kind::Realloc,
@@ -104,6 +106,7 @@ impl Kind {
         Kind::NativeNode,
         Kind::NativeStack,
         Kind::Module,
+        Kind::Line,
     ];
 
     pub fn from_u8(v: u8) -> Option<Kind> {
@@ -133,6 +136,7 @@ impl Kind {
             Kind::Push => "push",
             Kind::Pop => "pop",
             Kind::StackMismatch => "stack_mismatch",
+            Kind::Line => "line",
             Kind::NativeNode => "native_node",
             Kind::NativeStack => "native_stack",
             Kind::Module => "module",
@@ -291,7 +295,10 @@ pub struct CodeDef {
     pub name: String,
     pub filename: String,
     /// CPython's location table (`co_linetable`, 3.11+ format), to map offsets to lines when reading.
+    /// Empty when the table was too large to send: then `lines` holds the offsets that were used.
     pub linetable: Vec<u8>,
+    /// Lines by instruction offset, from `Line` records (`None`: the instruction has no line).
+    pub lines: std::collections::BTreeMap<u32, Option<u32>>,
 }
 
 /// Bytes a code record takes.
@@ -336,6 +343,17 @@ pub fn put_push(out: &mut [u8], pos: usize, code: u32, offset: u32) -> usize {
 pub fn put_pop(out: &mut [u8], pos: usize, count: u32) -> usize {
     out[pos] = Kind::Pop as u8;
     put_varint(out, pos + 1, u64::from(count))
+}
+
+/// Bytes a line record can take.
+pub const MAX_LINE_LEN: usize = 1 + 3 * crate::varint::MAX_VARINT_LEN;
+
+/// Encodes the line of instruction `offset` of code `code` (`None`: no line).
+pub fn put_line(out: &mut [u8], pos: usize, code: u32, offset: u32, line: Option<u32>) -> usize {
+    out[pos] = Kind::Line as u8;
+    let pos = put_varint(out, pos + 1, u64::from(code));
+    let pos = put_varint(out, pos, u64::from(offset));
+    put_varint(out, pos, line.map_or(0, |l| u64::from(l) + 1))
 }
 
 /// Bytes a mismatch record takes for stacks of these depths.
@@ -446,6 +464,11 @@ pub enum Record {
     Pop {
         count: u32,
     },
+    Line {
+        code: u32,
+        offset: u32,
+        line: Option<u32>,
+    },
     StackMismatch {
         walked: Vec<(u32, u32)>,
         profiled: Vec<(u32, u32)>,
@@ -469,6 +492,7 @@ impl Record {
             Record::Code(_) => Kind::Code,
             Record::Push { .. } => Kind::Push,
             Record::Pop { .. } => Kind::Pop,
+            Record::Line { .. } => Kind::Line,
             Record::StackMismatch { .. } => Kind::StackMismatch,
             Record::NativeNode { .. } => Kind::NativeNode,
             Record::NativeStack { .. } => Kind::NativeStack,
@@ -581,6 +605,7 @@ impl<'a> ChunkDecoder<'a> {
                     name,
                     filename,
                     linetable,
+                    lines: Default::default(),
                 }));
             }
             Kind::Push => {
@@ -590,6 +615,14 @@ impl<'a> ChunkDecoder<'a> {
                 })
             }
             Kind::Pop => return Ok(Record::Pop { count: self.u32()? }),
+            Kind::Line => {
+                let (code, offset, line) = (self.u32()?, self.u32()?, self.u32()?);
+                return Ok(Record::Line {
+                    code,
+                    offset,
+                    line: line.checked_sub(1),
+                });
+            }
             Kind::StackMismatch => {
                 let walked = self.stack()?;
                 let profiled = self.stack()?;
@@ -755,7 +788,8 @@ mod tests {
                     first_line: 12,
                     name: "f".into(),
                     filename: "x.py".into(),
-                    linetable: vec![0x80, 0x01]
+                    linetable: vec![0x80, 0x01],
+                    lines: Default::default(),
                 }),
                 Record::Push {
                     code: 7,

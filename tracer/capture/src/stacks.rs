@@ -95,7 +95,10 @@ impl Location {
             Some(c) => Location {
                 function: c.name.clone(),
                 file: c.filename.clone(),
-                line: line_for_offset(&c.linetable, c.first_line, frame.offset),
+                line: match c.lines.get(&frame.offset) {
+                    Some(line) => *line,
+                    None => line_for_offset(&c.linetable, c.first_line, frame.offset),
+                },
             },
             None => Location {
                 function: format!("<code {}>", frame.code),
