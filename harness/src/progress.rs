@@ -12,6 +12,7 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// A bar over `total` workers of which `done` were finished before (a resumed run).
     pub fn new(total: u64, done: u64) -> Progress {
         let plain = !std::io::stderr().is_terminal();
         let bar = if plain {
@@ -34,7 +35,7 @@ impl Progress {
         }
     }
 
-    /// A hidden bar, for phases that print their own lines.
+    /// Shows which worker runs now (and, without a terminal, a line per new benchmark).
     pub fn start(&mut self, bench: &str, config: &str, process: u32, processes: u32) {
         self.bar.set_message(format!(
             "{bench} · {config} · process {}/{processes}",
@@ -54,6 +55,7 @@ impl Progress {
         self.bar.inc(1);
     }
 
+    /// Counts workers that will not run (their configuration failed earlier in this session).
     pub fn skip(&self, n: u64) {
         self.bar.inc(n);
     }

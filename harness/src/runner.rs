@@ -271,21 +271,39 @@ impl Runner<'_> {
     pub fn measure_all(&self) -> Result<Summary> {
         let s = &self.info.settings;
         let done = self.dir.load_progress();
-        let mut failed: HashSet<(String, String)> = self
+        let failed_before: HashSet<(String, String)> = self
             .dir
             .load_failures()
             .into_iter()
             .map(|f| (f.benchmark, f.config))
             .collect();
+        let mut failed = failed_before.clone();
         let total = (self.info.benchmarks.len() * self.configs.len()) as u64 * s.processes as u64;
-        let mut progress = Progress::new(total, 0);
+        // Work finished before a resume starts the bar where it was, so the ETA is not fooled.
+        let skipped_before = |b: &str, c: &str, k: u32| {
+            failed_before.contains(&(b.to_string(), c.to_string()))
+                || done.contains(&(b.to_string(), c.to_string(), k))
+        };
+        let already = self
+            .info
+            .benchmarks
+            .iter()
+            .flat_map(|b| {
+                (0..s.processes).flat_map(move |k| self.configs.iter().map(move |c| (b, c, k)))
+            })
+            .filter(|(b, c, k)| skipped_before(&b.name, &c.name, *k))
+            .count() as u64;
+        let mut progress = Progress::new(total, already);
         let mut summary = Summary::default();
         for bench in &self.info.benchmarks {
             self.check_disk()?;
             for k in 0..s.processes {
                 for config in &self.configs {
                     let key = (bench.name.clone(), config.name.clone());
-                    if failed.contains(&key) || done.contains(&(key.0.clone(), key.1.clone(), k)) {
+                    if skipped_before(&key.0, &key.1, k) {
+                        continue;
+                    }
+                    if failed.contains(&key) {
                         progress.skip(1);
                         continue;
                     }
