@@ -116,6 +116,11 @@ fn abc_stack(name: &str, flags: &[&str], env: &[(&str, &str)]) {
     let exe = compile(&dir, "native_abc", flags);
     let s = trace_exec(&dir, &exe, &[], env);
     assert_eq!(s["truncated"], false);
+    // 1: libunwind (installed by .ci/run), 2: glibc's backtrace.
+    let gcc = env
+        .iter()
+        .any(|(k, v)| *k == "TRACER_UNWINDER" && *v == "gcc");
+    assert_eq!(s["counters"]["native_unwinder"], if gcc { 2 } else { 1 });
     let site = site(&s, "malloc", 424242);
     let frames = native(site);
     let names: Vec<&str> = frames

@@ -65,16 +65,8 @@ pub fn enabled() -> bool {
     ENABLED.load(Relaxed)
 }
 
-/// Which unwinder runs, for the log line and the docs' measurements.
-static UNWINDER_NAME: AtomicU32 = AtomicU32::new(0);
-
-pub fn unwinder_name() -> &'static str {
-    match UNWINDER_NAME.load(Relaxed) {
-        1 => "libunwind",
-        2 => "gcc",
-        _ => "none",
-    }
-}
+/// Which unwinder runs (the `native_unwinder` counter): 0 none, 1 libunwind, 2 glibc's `backtrace`.
+pub static UNWINDER_KIND: AtomicU64 = AtomicU64::new(0);
 
 /// Sets native mode up (from the constructor, before recording starts): loads the unwinder, finds
 /// this library's range and reads the module map. Native mode stays off if no unwinder is found.
@@ -85,7 +77,7 @@ pub fn init() {
         _ => (glibc_backtrace as Backtrace, 2),
     };
     UNWINDER.store(f as usize, Release);
-    UNWINDER_NAME.store(name, Relaxed);
+    UNWINDER_KIND.store(name, Relaxed);
     find_self();
     rescan_modules(&mut MODULES.lock());
     // The first unwind binds the unwinder's lazy symbols and loads libgcc_s for glibc's `backtrace`:

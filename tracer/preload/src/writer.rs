@@ -282,6 +282,10 @@ pub fn finish() {
             crate::python::CHECK_SKIPPED.load(Relaxed),
         ),
         ("stack_mismatches", crate::python::MISMATCHES.load(Relaxed)),
+        (
+            "native_unwinder",
+            crate::native::UNWINDER_KIND.load(Relaxed),
+        ),
         ("native_unwinds", crate::native::UNWINDS.load(Relaxed)),
         ("native_frames", crate::native::FRAMES.load(Relaxed)),
         ("native_nodes", crate::native::NODES.load(Relaxed)),
