@@ -387,3 +387,35 @@ fn native_unwind_cost() {
         println!("{name:<24}{:>22}{:>24}", value("warm_ns"), value("cold_ns"));
     }
 }
+
+/// A fork child writes its own capture: it must carry the module map and the trie nodes again (the
+/// parent's are in the parent's file).
+#[test]
+fn fork_child_capture_has_its_own_native_stacks() {
+    let dir = test_dir("native_fork");
+    let exe = compile(&dir, "fork", &[]);
+    let cap = dir.join("cap.bin");
+    expect_code(
+        tracer()
+            .args(["run", "--native", "-o"])
+            .arg(&cap)
+            .arg("--exec")
+            .arg(&exe),
+        5,
+    );
+    let parent = stats_json(&cap);
+    assert_eq!(native(site(&parent, "malloc", 11111))[1], "main (fork)");
+    let child_path = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_str().unwrap().contains("cap.bin."))
+        .expect("the child's capture");
+    let child = stats_json(&child_path);
+    let frames = native(site(&child, "malloc", 3 * 22222));
+    // Library names need the module map; the frames outside main need the parent's trie nodes.
+    assert_eq!(frames[1], "main (fork)", "{frames:#?}");
+    assert!(
+        frames.iter().any(|f| f == "__libc_start_main (libc.so.6)"),
+        "{frames:#?}"
+    );
+}
