@@ -358,6 +358,13 @@ fn render_sites(o: &mut String, sites: &[Site], native_only: bool) {
             if lines.len() > NATIVE_FRAMES_SHOWN {
                 let _ = writeln!(o, "      ... {} more", lines.len() - NATIVE_FRAMES_SHOWN);
             }
+            if !native_only && site.hybrid_exact == Some(false) {
+                let _ = writeln!(
+                    o,
+                    "      (Python frames run by several evaluation loops: which loop runs which \
+                     frame is a guess, their order is right)"
+                );
+            }
             continue;
         }
         if site.stack.is_empty() {
