@@ -79,7 +79,8 @@ pub fn init() {
     UNWINDER.store(f as usize, Release);
     UNWINDER_KIND.store(name, Relaxed);
     find_self();
-    rescan_modules(&mut MODULES.lock());
+    let scan = scan_modules();
+    merge_scan(&mut MODULES.lock(), scan);
     // The first unwind binds the unwinder's lazy symbols and loads libgcc_s for glibc's `backtrace`:
     // do it now, outside any hook.
     let mut ips = [0usize; BUFFER];
@@ -359,10 +360,16 @@ static MODULES_PENDING: AtomicBool = AtomicBool::new(false);
 /// segments the capture does not have yet into `out`.
 pub fn modules_to_write(new_nodes: &[(u32, u32, u64)], out: &mut Vec<ModuleSegment>) {
     if !new_nodes.is_empty() {
-        let mut m = MODULES.lock();
-        let unknown = new_nodes.iter().any(|&(_, _, ip)| !m.contains(ip));
-        if unknown && (m.loaded.is_empty() || loader_changed(&m)) {
-            rescan_modules(&mut m);
+        let (unknown, none_loaded, counts) = {
+            let m = MODULES.lock();
+            let unknown = new_nodes.iter().any(|&(_, _, ip)| !m.contains(ip));
+            (unknown, m.loaded.is_empty(), (m.adds, m.subs))
+        };
+        // `MODULES` is never held across `dl_iterate_phdr`: a thread inside it (holding the loader's
+        // lock) may run a callback that allocates and so comes here.
+        if unknown && (none_loaded || loader_counts() != counts) {
+            let scan = scan_modules();
+            merge_scan(&mut MODULES.lock(), scan);
         }
     }
     if MODULES_PENDING.load(Acquire) {
@@ -381,8 +388,8 @@ impl Modules {
     }
 }
 
-/// Whether anything was loaded or unloaded since `m` was read.
-fn loader_changed(m: &Modules) -> bool {
+/// The loader's counts of objects loaded and unloaded so far.
+fn loader_counts() -> (u64, u64) {
     unsafe extern "C" fn first(
         info: *mut libc::dl_phdr_info,
         size: usize,
@@ -396,15 +403,18 @@ fn loader_changed(m: &Modules) -> bool {
     let mut counts = (u64::MAX, u64::MAX);
     // SAFETY: the callback matches dl_iterate_phdr's and writes only through `data`, a live local.
     unsafe { libc::dl_iterate_phdr(Some(first), (&mut counts as *mut (u64, u64)).cast()) };
-    counts != (m.adds, m.subs)
+    counts
+}
+
+/// What one `dl_iterate_phdr` pass found.
+struct Scan {
+    found: Vec<ModuleSegment>,
+    counts: (u64, u64),
+    exe: String,
 }
 
 /// Reads every executable segment of every loaded object.
-fn rescan_modules(m: &mut Modules) {
-    struct Scan {
-        found: Vec<ModuleSegment>,
-        counts: (u64, u64),
-    }
+fn scan_modules() -> Scan {
     unsafe extern "C" fn each(
         info: *mut libc::dl_phdr_info,
         size: usize,
@@ -422,7 +432,11 @@ fn rescan_modules(m: &mut Modules) {
                 .to_string_lossy()
                 .into_owned()
         };
-        let path = if name.is_empty() { exe_path() } else { name };
+        let path = if name.is_empty() {
+            scan.exe.clone()
+        } else {
+            name
+        };
         for i in 0..usize::from(info.dlpi_phnum) {
             let ph = &*info.dlpi_phdr.add(i);
             if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
@@ -442,10 +456,16 @@ fn rescan_modules(m: &mut Modules) {
     let mut scan = Scan {
         found: Vec::new(),
         counts: (0, 0),
+        exe: exe_path(),
     };
     // SAFETY: the callback matches dl_iterate_phdr's; `info` and its program headers are valid during
     // each call; `data` points to `scan`, alive for the whole call.
     unsafe { libc::dl_iterate_phdr(Some(each), (&mut scan as *mut Scan).cast()) };
+    scan
+}
+
+/// Makes a scan the current module map, adding what the capture has not seen.
+fn merge_scan(m: &mut Modules, scan: Scan) {
     (m.adds, m.subs) = scan.counts;
     m.loaded = scan.found.iter().map(|s| (s.start, s.end)).collect();
     m.loaded.sort_unstable();
@@ -497,7 +517,7 @@ fn find_self() {
         lo: u64::MAX,
         hi: 0,
     };
-    // SAFETY: as in `rescan_modules`.
+    // SAFETY: as in `scan_modules`.
     unsafe { libc::dl_iterate_phdr(Some(each), (&mut r as *mut Range).cast()) };
     if r.lo != u64::MAX {
         SELF_START.store(r.lo, Relaxed);
