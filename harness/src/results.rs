@@ -173,8 +173,30 @@ impl RunDir {
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Records a failure and drops the benchmark from that configuration's pyperf file: a
+    /// (benchmark, configuration) with a failure has no result, rather than a partial one with
+    /// fewer values than the other side (which pyperf's t-test cannot compare).
     pub fn record_failure(&self, f: &Failure) -> Result<()> {
-        self.append_jsonl(&self.failures(), f)
+        self.append_jsonl(&self.failures(), f)?;
+        self.remove_benchmark(&f.config, &f.benchmark)
+    }
+
+    fn remove_benchmark(&self, config: &str, name: &str) -> Result<()> {
+        let path = self.pyperf(config);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let mut suite: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let Some(benches) = suite["benchmarks"].as_array_mut() else {
+            return Ok(());
+        };
+        let before = benches.len();
+        benches.retain(|b| b["metadata"]["name"].as_str() != Some(name));
+        if benches.len() != before {
+            write_atomic(&path, &serde_json::to_vec(&suite)?)?;
+        }
+        Ok(())
     }
 
     pub fn record_progress(&self, benchmark: &str, config: &str, process: u32) -> Result<()> {
@@ -357,6 +379,20 @@ mod tests {
         assert_eq!(b["runs"].as_array().unwrap().len(), 2);
         assert_eq!(b["runs"][1]["metadata"]["loops"], 4);
         assert_eq!(b["runs"][1]["metadata"]["mem_max_rss"], 100);
+        // A later failure of nbody under baseline removes its partial result.
+        run.record_failure(&Failure {
+            benchmark: "nbody".into(),
+            config: "baseline".into(),
+            process: Some(2),
+            kind: "timeout".into(),
+            reason: "r".into(),
+            stderr_tail: String::new(),
+        })
+        .unwrap();
+        let suite: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.pyperf("baseline")).unwrap())
+                .unwrap();
+        assert_eq!(suite["benchmarks"], json!([]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
