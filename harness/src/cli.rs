@@ -330,6 +330,9 @@ fn start_run(args: &RunArgs) -> Result<(RunDir, RunInfo, Prepared)> {
         .clone()
         .unwrap_or_else(|| venv::repo_root().join("results"));
     std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    // Workers run in DIR/work and are handed paths: they must be absolute.
+    let root = std::path::absolute(&root)
+        .with_context(|| format!("cannot make {} absolute", root.display()))?;
     check_space(&root)?;
     let dir = RunDir::create(&root.join(run_id()))?;
     let memray = prepared.venv.has_memray.then_some(venv::MEMRAY);
@@ -388,6 +391,8 @@ fn start_run(args: &RunArgs) -> Result<(RunDir, RunInfo, Prepared)> {
 }
 
 fn resume_run(d: &Path) -> Result<(RunDir, RunInfo, Prepared)> {
+    let d =
+        &std::path::absolute(d).with_context(|| format!("cannot make {} absolute", d.display()))?;
     let dir = RunDir::open(d)?;
     let info = dir.load_info()?;
     if info.finished.is_some() {

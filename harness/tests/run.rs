@@ -355,3 +355,26 @@ fn memray_bootstrap_leaves_pickle_pure_python_runnable() {
         lines[0]
     );
 }
+
+#[test]
+fn relative_results_directory() {
+    // Workers run inside the run directory: paths handed to them must not be relative.
+    let _guard = serial();
+    let dir = test_dir("relative");
+    let mut cmd = harness();
+    cmd.current_dir(&dir)
+        .args(["run", "-b", "richards", "--configs", "baseline"])
+        .args(["--processes", "1", "--results", "rel"])
+        .args(SHORT);
+    let out = expect_code(&mut cmd, 0);
+    let run = run_dir_of(&out);
+    assert!(
+        run.is_absolute() && run.starts_with(&dir),
+        "{}",
+        run.display()
+    );
+    assert_eq!(
+        runs_by_bench(&run.join("pyperf/baseline.json"))["richards"].len(),
+        1
+    );
+}
