@@ -3,9 +3,10 @@
 //!
 //! Split like pyperf: the suite (`suite`, the manifest), the configurations (`configs`) and the
 //! environment each worker gets (`environ`), spawning workers (`worker`), the run directory
-//! (`results`), the orchestration (`runner`, `progress`), the machine description (`system`),
+//! (`results`), the orchestration (`calibrate`, `runner`, `progress`), the machine description (`system`),
 //! setup (`venv`, `tracer`) and the command line (`cli`).
 
+pub mod calibrate;
 pub mod cli;
 pub mod configs;
 pub mod environ;

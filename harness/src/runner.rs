@@ -31,9 +31,6 @@ impl std::error::Error for Interrupted {}
 /// Free space below which a run refuses to start another benchmark (captures can be large).
 const MIN_FREE_BYTES: u64 = 512 << 20;
 
-/// Scripts with more tasks than this are assumed to be broken (the largest, bm_base64, has 11).
-const MAX_TASKS: u32 = 64;
-
 /// Everything a run needs, resolved.
 pub struct Runner<'a> {
     pub dir: &'a RunDir,
@@ -64,7 +61,7 @@ impl Runner<'_> {
         }
     }
 
-    fn check_disk(&self) -> Result<()> {
+    pub(crate) fn check_disk(&self) -> Result<()> {
         if let Some(free) = crate::system::free_bytes(&self.dir.root) {
             if free < MIN_FREE_BYTES {
                 bail!(
@@ -78,19 +75,25 @@ impl Runner<'_> {
         Ok(())
     }
 
-    fn check_interrupt(&self) -> Result<()> {
+    pub(crate) fn check_interrupt(&self) -> Result<()> {
         if self.interrupted.load(Ordering::Relaxed) {
             return Err(Interrupted.into());
         }
         Ok(())
     }
 
-    fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         Duration::from_secs(self.info.settings.timeout_s)
     }
 
     /// Records a failure of a whole benchmark (before any worker ran) in every configuration.
-    fn fail_everywhere(&self, bench: &str, kind: &str, reason: &str, tail: &str) -> Result<()> {
+    pub(crate) fn fail_everywhere(
+        &self,
+        bench: &str,
+        kind: &str,
+        reason: &str,
+        tail: &str,
+    ) -> Result<()> {
         for c in &self.configs {
             self.dir.record_failure(&Failure {
                 benchmark: bench.to_string(),
@@ -102,110 +105,6 @@ impl Runner<'_> {
             })?;
         }
         Ok(())
-    }
-
-    /// Calibrates loops for every manifest benchmark not yet calibrated, discovering its tasks
-    /// (`--worker-task=K` until a worker produces nothing), and saves `run.json` after each.
-    pub fn calibrate_all(&mut self) -> Result<()> {
-        let todo: Vec<Benchmark> = self
-            .manifest
-            .iter()
-            .filter(|b| !self.info.request.calibrated.contains(&b.name))
-            .cloned()
-            .collect();
-        for (i, bench) in todo.iter().enumerate() {
-            self.check_interrupt()?;
-            self.check_disk()?;
-            eprintln!(
-                "harness: calibrating {} ({}/{})",
-                bench.name,
-                i + 1,
-                todo.len()
-            );
-            let entries = self.calibrate(bench)?;
-            self.info
-                .benchmarks
-                .retain(|b| b.manifest_name != bench.name);
-            self.info.benchmarks.extend(entries);
-            self.info.request.calibrated.push(bench.name.clone());
-            self.dir.save_info(&self.info)?;
-        }
-        Ok(())
-    }
-
-    fn calibrate(&self, bench: &Benchmark) -> Result<Vec<BenchEntry>> {
-        let mut entries: Vec<BenchEntry> = Vec::new();
-        for task in 0..MAX_TASKS {
-            let out = self
-                .dir
-                .work()
-                .join(format!("calibrate-{}-{task}.json", bench.name));
-            let _ = std::fs::remove_file(&out);
-            let mut args = script_args(bench);
-            args.extend([
-                "--worker".to_string(),
-                format!("--worker-task={task}"),
-                "--calibrate-loops".to_string(),
-                format!("--min-time={}", self.info.settings.min_time),
-                format!("--warmups={}", self.info.settings.warmups),
-                "--output".to_string(),
-                out.to_string_lossy().into_owned(),
-            ]);
-            let spec = WorkerSpec {
-                python: self.python.clone(),
-                args,
-                env: self.base_env.clone(),
-                cwd: self.dir.work(),
-                timeout: self.timeout(),
-                stdout: None,
-            };
-            let (kind, reason, tail) = match worker::run(&spec, self.interrupted)? {
-                Outcome::Interrupted => return Err(Interrupted.into()),
-                Outcome::Exited { status, .. } if status.success() && !out.exists() => break,
-                Outcome::Exited { status, .. } if status.success() => {
-                    let (name, loops) = crate::results::read_calibration(&out)?;
-                    let _ = std::fs::remove_file(&out);
-                    entries.push(BenchEntry {
-                        name,
-                        tags: bench.tags.clone(),
-                        micro: bench.micro(),
-                        loops,
-                        task: Some(task),
-                        manifest_name: bench.name.clone(),
-                    });
-                    continue;
-                }
-                Outcome::Exited {
-                    status,
-                    stderr_tail,
-                    ..
-                } => (
-                    "failed",
-                    format!("calibration worker failed ({status})"),
-                    stderr_tail,
-                ),
-                Outcome::TimedOut { stderr_tail } => (
-                    "timeout",
-                    format!(
-                        "calibration worker timed out after {} s",
-                        self.timeout().as_secs()
-                    ),
-                    stderr_tail,
-                ),
-            };
-            // A benchmark that cannot run untraced cannot be compared: it is failed everywhere.
-            let name = if task == 0 {
-                bench.name.clone()
-            } else {
-                format!("{} (task {task})", bench.name)
-            };
-            self.fail_everywhere(&name, kind, &reason, &tail)?;
-            break;
-        }
-        if entries.len() == 1 {
-            entries[0].task = None;
-        }
-        Ok(entries)
     }
 
     /// Removes what an interrupted run wrote after its last progress line: pyperf runs and
@@ -614,7 +513,7 @@ impl std::fmt::Display for Judged {
 impl std::error::Error for Judged {}
 
 /// `-u run_benchmark.py <extra_opts>`: the script and its own options, before pyperf's.
-fn script_args(bench: &Benchmark) -> Vec<String> {
+pub(crate) fn script_args(bench: &Benchmark) -> Vec<String> {
     let mut args = vec![
         "-u".to_string(),
         bench.runscript.to_string_lossy().into_owned(),

@@ -1,0 +1,118 @@
+//! Calibrates loops once per task on the untraced interpreter (pyperf's `--calibrate-loops`),
+//! discovering the tasks of scripts that run several (`--worker-task=K` until a worker produces
+//! nothing). The loops are then used by every configuration.
+
+use crate::results::BenchEntry;
+use crate::runner::{script_args, Interrupted, Runner};
+use crate::suite::Benchmark;
+use crate::worker::{self, Outcome, WorkerSpec};
+use anyhow::Result;
+
+/// Scripts with more tasks than this are assumed to be broken (the largest, bm_base64, has 11).
+const MAX_TASKS: u32 = 64;
+
+impl Runner<'_> {
+    /// Calibrates loops for every manifest benchmark not yet calibrated, discovering its tasks
+    /// (`--worker-task=K` until a worker produces nothing), and saves `run.json` after each.
+    pub fn calibrate_all(&mut self) -> Result<()> {
+        let todo: Vec<Benchmark> = self
+            .manifest
+            .iter()
+            .filter(|b| !self.info.request.calibrated.contains(&b.name))
+            .cloned()
+            .collect();
+        for (i, bench) in todo.iter().enumerate() {
+            self.check_interrupt()?;
+            self.check_disk()?;
+            eprintln!(
+                "harness: calibrating {} ({}/{})",
+                bench.name,
+                i + 1,
+                todo.len()
+            );
+            let entries = self.calibrate(bench)?;
+            self.info
+                .benchmarks
+                .retain(|b| b.manifest_name != bench.name);
+            self.info.benchmarks.extend(entries);
+            self.info.request.calibrated.push(bench.name.clone());
+            self.dir.save_info(&self.info)?;
+        }
+        Ok(())
+    }
+
+    fn calibrate(&self, bench: &Benchmark) -> Result<Vec<BenchEntry>> {
+        let mut entries: Vec<BenchEntry> = Vec::new();
+        for task in 0..MAX_TASKS {
+            let out = self
+                .dir
+                .work()
+                .join(format!("calibrate-{}-{task}.json", bench.name));
+            let _ = std::fs::remove_file(&out);
+            let mut args = script_args(bench);
+            args.extend([
+                "--worker".to_string(),
+                format!("--worker-task={task}"),
+                "--calibrate-loops".to_string(),
+                format!("--min-time={}", self.info.settings.min_time),
+                format!("--warmups={}", self.info.settings.warmups),
+                "--output".to_string(),
+                out.to_string_lossy().into_owned(),
+            ]);
+            let spec = WorkerSpec {
+                python: self.python.clone(),
+                args,
+                env: self.base_env.clone(),
+                cwd: self.dir.work(),
+                timeout: self.timeout(),
+                stdout: None,
+            };
+            let (kind, reason, tail) = match worker::run(&spec, self.interrupted)? {
+                Outcome::Interrupted => return Err(Interrupted.into()),
+                Outcome::Exited { status, .. } if status.success() && !out.exists() => break,
+                Outcome::Exited { status, .. } if status.success() => {
+                    let (name, loops) = crate::results::read_calibration(&out)?;
+                    let _ = std::fs::remove_file(&out);
+                    entries.push(BenchEntry {
+                        name,
+                        tags: bench.tags.clone(),
+                        micro: bench.micro(),
+                        loops,
+                        task: Some(task),
+                        manifest_name: bench.name.clone(),
+                    });
+                    continue;
+                }
+                Outcome::Exited {
+                    status,
+                    stderr_tail,
+                    ..
+                } => (
+                    "failed",
+                    format!("calibration worker failed ({status})"),
+                    stderr_tail,
+                ),
+                Outcome::TimedOut { stderr_tail } => (
+                    "timeout",
+                    format!(
+                        "calibration worker timed out after {} s",
+                        self.timeout().as_secs()
+                    ),
+                    stderr_tail,
+                ),
+            };
+            // A benchmark that cannot run untraced cannot be compared: it is failed everywhere.
+            let name = if task == 0 {
+                bench.name.clone()
+            } else {
+                format!("{} (task {task})", bench.name)
+            };
+            self.fail_everywhere(&name, kind, &reason, &tail)?;
+            break;
+        }
+        if entries.len() == 1 {
+            entries[0].task = None;
+        }
+        Ok(entries)
+    }
+}
