@@ -242,7 +242,13 @@ fn run(args: &RunArgs) -> Result<i32> {
             .context("cannot install the Ctrl-C handler")?;
     }
     let (dir, mut info, prepared) = match &args.resume {
-        Some(d) => resume_run(d)?,
+        Some(d) => {
+            let s = &args.setup;
+            if !s.benchmarks.is_empty() || !s.configs.is_empty() || s.config_file.is_some() {
+                eprintln!("harness: --resume continues the run as it was asked; -b, --configs and --config-file are ignored");
+            }
+            resume_run(d)?
+        }
         None => start_run(args)?,
     };
     let base_env = crate::environ::base_env();
