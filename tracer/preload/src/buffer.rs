@@ -298,7 +298,7 @@ impl ThreadBuffer {
             let id = if i < common {
                 self.local.py.emitted[i].1
             } else {
-                self.code_id(layout, f.code)
+                self.frame_code_id(layout, *f)
             };
             ids.push(id);
         }
@@ -339,22 +339,59 @@ impl ThreadBuffer {
 
     /// The id of a code object, writing its definition the first time the capture meets it.
     fn code_id(&mut self, layout: &python::layout::Layout, code: usize) -> u32 {
-        let (id, new) = python::codes::intern(layout, code);
-        if new {
+        self.intern_code(layout, code).id
+    }
+
+    /// Interns a code object, writing its definition the first time the capture meets it (without the
+    /// line table when that is sent line by line, see `codes::INLINE_TABLE_MAX`).
+    fn intern_code(
+        &mut self,
+        layout: &python::layout::Layout,
+        code: usize,
+    ) -> python::codes::Interned {
+        let interned = python::codes::intern(layout, code);
+        if interned.new {
             // SAFETY: `code` belongs to a frame running on this thread, so it is alive.
             let info = unsafe { python::walk::code_info(layout, code) };
-            let (name, file, table) = (
-                info.name.as_bytes(),
-                info.filename.as_bytes(),
-                &info.linetable[..],
-            );
+            let table = if interned.lines_one_by_one {
+                &[][..]
+            } else {
+                &info.linetable[..]
+            };
+            let (name, file) = (info.name.as_bytes(), info.filename.as_bytes());
             let len = record::code_len(name, file, table);
             self.reserve(len);
             let (w, _) = self.window(len);
-            let n = record::put_code(w, 0, id, info.first_line, name, file, table);
+            let n = record::put_code(w, 0, interned.id, info.first_line, name, file, table);
             self.commit(n);
         }
-        id
+        interned
+    }
+
+    /// The id of a frame's code, sending the line of its instruction first if the code's lines go
+    /// one by one and this thread has not sent that one yet.
+    fn frame_code_id(
+        &mut self,
+        layout: &python::layout::Layout,
+        frame: python::walk::RawFrame,
+    ) -> u32 {
+        let interned = self.intern_code(layout, frame.code);
+        if interned.lines_one_by_one && self.local.py.lines_sent.insert((interned.id, frame.offset))
+        {
+            // SAFETY: the frame is running on this thread, so its code object is alive.
+            let (table, first_line) = unsafe {
+                let first = ((frame.code + layout.code_first_line) as *const i32)
+                    .read()
+                    .max(0) as u32;
+                (python::walk::linetable(layout, frame.code), first)
+            };
+            let line = tracer_capture::linetable::line_for_offset(table, first_line, frame.offset);
+            self.reserve(record::MAX_LINE_LEN);
+            let (w, _) = self.window(record::MAX_LINE_LEN);
+            let n = record::put_line(w, 0, interned.id, frame.offset, line);
+            self.commit(n);
+        }
+        interned.id
     }
 
     /// Check mode: compares the walked stack (in `scratch`) with the profile source's. Not compared:

@@ -155,7 +155,10 @@ extern "C" fn after_fork_in_child() {
     let current = track::current_buffer();
     if let Some(tb) = current {
         // SAFETY: the buffer of this thread, the only thread in the child.
-        unsafe { (*tb).discard() };
+        unsafe {
+            (*tb).discard();
+            (*tb).python().lines_sent.clear();
+        }
     }
     crate::python::after_fork_in_child();
     crate::native::after_fork_in_child();

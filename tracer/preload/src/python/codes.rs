@@ -5,10 +5,10 @@
 //! name, file and line table objects and its first line: a different code object at a reused address
 //! fails that check and gets a new id.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 use super::layout::Layout;
 
@@ -20,7 +20,22 @@ struct Fingerprint {
     first_line: i32,
 }
 
-static CODES: Mutex<Option<HashMap<usize, (u32, Fingerprint)>>> = Mutex::new(None);
+/// Line tables larger than this are not sent whole: the lines of the instructions used are sent
+/// instead (one `Line` record each). Module bodies and long functions have tables of up to 15 KiB, of
+/// which a handful of entries are ever needed; this keeps them from dominating the capture.
+pub const INLINE_TABLE_MAX: usize = 128;
+
+/// What the capture knows of a code object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interned {
+    pub id: u32,
+    /// First time this capture meets it: the caller writes its definition.
+    pub new: bool,
+    /// Its line table is sent one line at a time.
+    pub lines_one_by_one: bool,
+}
+
+static CODES: Mutex<Option<FxHashMap<usize, (Interned, Fingerprint)>>> = Mutex::new(None);
 pub static INTERNED: AtomicU64 = AtomicU64::new(0);
 
 fn fingerprint(l: &Layout, code: usize) -> Fingerprint {
@@ -35,19 +50,33 @@ fn fingerprint(l: &Layout, code: usize) -> Fingerprint {
     }
 }
 
-/// The id of `code`, and whether it is new (the caller then writes its definition).
-pub fn intern(l: &Layout, code: usize) -> (u32, bool) {
+/// The id of `code`, whether it is new, and how its lines are sent.
+pub fn intern(l: &Layout, code: usize) -> Interned {
     let fp = fingerprint(l, code);
     let mut guard = CODES.lock();
-    let table = guard.get_or_insert_with(HashMap::new);
-    if let Some((id, known)) = table.get(&code) {
-        if *known == fp {
-            return (*id, false);
+    let table = guard.get_or_insert_with(FxHashMap::default);
+    if let Some((known, known_fp)) = table.get(&code) {
+        if *known_fp == fp {
+            return Interned {
+                new: false,
+                ..*known
+            };
         }
     }
     let id = INTERNED.fetch_add(1, Relaxed) as u32;
-    table.insert(code, (id, fp));
-    (id, true)
+    // SAFETY: as in `fingerprint`; the line table is a bytes object whose size is at offset 16.
+    let table_len = if fp.linetable == 0 {
+        0
+    } else {
+        unsafe { ((fp.linetable + 16) as *const isize).read() }
+    };
+    let interned = Interned {
+        id,
+        new: true,
+        lines_one_by_one: table_len > INLINE_TABLE_MAX as isize,
+    };
+    table.insert(code, (interned, fp));
+    interned
 }
 
 /// Forgets every id (a fork child starts a new capture, which must define its codes again).

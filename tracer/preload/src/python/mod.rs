@@ -68,6 +68,8 @@ pub struct PyThread {
     pub scratch: Vec<RawFrame>,
     pub other: Vec<RawFrame>,
     pub ids: Vec<u32>,
+    /// (code id, offset) pairs whose line this thread has sent (for codes whose lines go one by one).
+    pub lines_sent: rustc_hash::FxHashSet<(u32, u32)>,
 }
 
 /// The calling thread's Python stack from the walk source, outermost first.

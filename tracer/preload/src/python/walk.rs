@@ -212,6 +212,19 @@ fn read_str(l: &Layout, obj: usize) -> String {
     }
 }
 
+/// A code object's line table, in place.
+///
+/// # Safety
+/// `code` must be a live code object; the slice is valid while it is.
+pub unsafe fn linetable<'a>(l: &Layout, code: usize) -> &'a [u8] {
+    let obj = ((code + l.code_linetable) as *const usize).read();
+    if obj == 0 {
+        return &[];
+    }
+    let len = ((obj + 16) as *const isize).read().max(0) as usize;
+    std::slice::from_raw_parts((obj + 32) as *const u8, len)
+}
+
 /// Reads what a code object's definition needs (name, file, first line, line table).
 ///
 /// # Safety
