@@ -8,15 +8,7 @@ use common::*;
 fn known_sequence_is_recorded_exactly() {
     let dir = test_dir("known_sequence");
     let exe = compile(&dir, "known_sequence", &[]);
-    let cap = dir.join("cap.bin");
-    expect_code(
-        tracer()
-            .args(["run", "-o"])
-            .arg(&cap)
-            .arg("--exec")
-            .arg(&exe),
-        0,
-    );
+    let cap = trace_exec(&dir, &exe, 0);
     let s = stats_json(&cap);
     assert_eq!(s["truncated"], false);
     assert_eq!(kind_count(&s, "malloc"), 1000);
@@ -47,15 +39,7 @@ fn known_sequence_is_recorded_exactly() {
 fn eight_threads_lose_no_event() {
     let dir = test_dir("threads");
     let exe = compile(&dir, "threads", &[]);
-    let cap = dir.join("cap.bin");
-    expect_code(
-        tracer()
-            .args(["run", "-o"])
-            .arg(&cap)
-            .arg("--exec")
-            .arg(&exe),
-        0,
-    );
+    let cap = trace_exec(&dir, &exe, 0);
     let s = stats_json(&cap);
     assert_eq!(s["truncated"], false);
     // Every one of the 80 000 allocations of 5000..5007 bytes, and nothing else of that size.
@@ -122,15 +106,7 @@ fn fork_child_writes_its_own_capture() {
 fn truncated_capture_reads_up_to_the_cut() {
     let dir = test_dir("truncated");
     let exe = compile(&dir, "known_sequence", &[]);
-    let cap = dir.join("cap.bin");
-    expect_code(
-        tracer()
-            .args(["run", "-o"])
-            .arg(&cap)
-            .arg("--exec")
-            .arg(&exe),
-        0,
-    );
+    let cap = trace_exec(&dir, &exe, 0);
     let bytes = std::fs::read(&cap).unwrap();
     // Cut inside the end record: all events are still there.
     let cut = dir.join("cut.bin");
@@ -152,15 +128,7 @@ fn truncated_capture_reads_up_to_the_cut() {
 fn killed_process_leaves_a_readable_capture() {
     let dir = test_dir("killed");
     let exe = compile(&dir, "killed", &[]);
-    let cap = dir.join("cap.bin");
-    expect_code(
-        tracer()
-            .args(["run", "-o"])
-            .arg(&cap)
-            .arg("--exec")
-            .arg(&exe),
-        128 + 9,
-    );
+    let cap = trace_exec(&dir, &exe, 128 + 9);
     let s = stats_json(&cap);
     assert_eq!(s["truncated"], true);
     let allocations = s["allocations"].as_u64().unwrap();
@@ -214,7 +182,11 @@ fn unwritable_capture_leaves_the_program_alone() {
             "",
         ),
         // Writes past 512 bytes fail (EFBIG): the header fits, the first (compressed) chunk does not.
-        ("write fails mid-run", dir.join("small.bin"), "ulimit -f 1; trap '' XFSZ;"),
+        (
+            "write fails mid-run",
+            dir.join("small.bin"),
+            "ulimit -f 1; trap '' XFSZ;",
+        ),
     ];
     for (what, output, prefix) in cases {
         let out = run_with_output(&exe, &output, prefix);

@@ -70,6 +70,21 @@ pub fn expect_code(cmd: &mut Command, code: i32) -> Output {
     out
 }
 
+/// Runs `exe` under `tracer run --exec` writing `<dir>/cap.bin`, expects exit `code`, returns the
+/// capture's path.
+pub fn trace_exec(dir: &Path, exe: &Path, code: i32) -> PathBuf {
+    let cap = dir.join("cap.bin");
+    expect_code(
+        tracer()
+            .args(["run", "-o"])
+            .arg(&cap)
+            .arg("--exec")
+            .arg(exe),
+        code,
+    );
+    cap
+}
+
 /// `tracer stats --json FILE`, parsed.
 pub fn stats_json(capture: &Path) -> Value {
     let out = expect_code(tracer().arg("stats").arg("--json").arg(capture), 0);
