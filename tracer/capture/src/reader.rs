@@ -34,7 +34,8 @@ pub struct Event {
     pub old_addr: u64,
     /// Bytes asked for (munmap: bytes unmapped; free: 0).
     pub size: u64,
-    /// When the buffer holding this event was started, in nanoseconds since the capture started.
+    /// When the event happened, in nanoseconds since the capture started: the last time record before
+    /// it (the writer sends one every 64 allocations, and one starts each chunk).
     pub time_ns: u64,
     /// The Python stack the event happened in (`StackTree::ROOT`: no Python frame).
     pub stack: StackId,
@@ -195,7 +196,7 @@ pub fn read_capture(mut r: impl Read) -> Result<Capture, ReadError> {
 
 fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
     let mut dec = ChunkDecoder::new(body).map_err(|e| (0, format!("bad thread chunk: {e}")))?;
-    let (thread, time_ns) = (dec.header.thread, dec.header.start_ns);
+    let (thread, mut time_ns) = (dec.header.thread, dec.header.start_ns);
     cap.chunks += 1;
     // Every chunk starts with an empty Python stack (the writer re-sends the whole stack).
     let mut stack = StackTree::ROOT;
@@ -236,6 +237,7 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
             }
             Record::Push { code, offset } => stack = cap.stacks.push(stack, code, offset),
             Record::Pop { count } => stack = cap.stacks.pop(stack, count),
+            Record::Time { ns } => time_ns = ns,
             Record::Line { code, offset, line } => {
                 cap.lines.insert((code, offset), line);
             }

@@ -79,10 +79,12 @@ pub enum Kind {
     Module = 39,
     /// The line of one instruction of a code object whose line table was too large to send whole.
     Line = 51,
+    /// The time (ns since the capture started) of the events that follow, written every 64 allocations.
+    Time = 52,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 24] = [
+    pub const ALL: [Kind; 25] = [
         Kind::Malloc,
         Kind::Calloc,
         Kind::Realloc,
@@ -107,6 +109,7 @@ impl Kind {
         Kind::NativeStack,
         Kind::Module,
         Kind::Line,
+        Kind::Time,
     ];
 
     pub fn from_u8(v: u8) -> Option<Kind> {
@@ -137,6 +140,7 @@ impl Kind {
             Kind::Pop => "pop",
             Kind::StackMismatch => "stack_mismatch",
             Kind::Line => "line",
+            Kind::Time => "time",
             Kind::NativeNode => "native_node",
             Kind::NativeStack => "native_stack",
             Kind::Module => "module",
@@ -356,6 +360,12 @@ pub fn put_line(out: &mut [u8], pos: usize, code: u32, offset: u32, line: Option
     put_varint(out, pos, line.map_or(0, |l| u64::from(l) + 1))
 }
 
+/// Encodes a time record (ns since the capture started).
+pub fn put_time(out: &mut [u8], pos: usize, ns: u64) -> usize {
+    out[pos] = Kind::Time as u8;
+    put_varint(out, pos + 1, ns)
+}
+
 /// Bytes a mismatch record takes for stacks of these depths.
 pub fn mismatch_len(walked: usize, profiled: usize) -> usize {
     1 + (2 + 2 * (walked + profiled)) * crate::varint::MAX_VARINT_LEN
@@ -469,6 +479,9 @@ pub enum Record {
         offset: u32,
         line: Option<u32>,
     },
+    Time {
+        ns: u64,
+    },
     StackMismatch {
         walked: Vec<(u32, u32)>,
         profiled: Vec<(u32, u32)>,
@@ -493,6 +506,7 @@ impl Record {
             Record::Push { .. } => Kind::Push,
             Record::Pop { .. } => Kind::Pop,
             Record::Line { .. } => Kind::Line,
+            Record::Time { .. } => Kind::Time,
             Record::StackMismatch { .. } => Kind::StackMismatch,
             Record::NativeNode { .. } => Kind::NativeNode,
             Record::NativeStack { .. } => Kind::NativeStack,
@@ -615,6 +629,11 @@ impl<'a> ChunkDecoder<'a> {
                 })
             }
             Kind::Pop => return Ok(Record::Pop { count: self.u32()? }),
+            Kind::Time => {
+                return Ok(Record::Time {
+                    ns: self.cur.varint()?,
+                })
+            }
             Kind::Line => {
                 let (code, offset, line) = (self.u32()?, self.u32()?, self.u32()?);
                 return Ok(Record::Line {

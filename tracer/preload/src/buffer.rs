@@ -21,6 +21,9 @@ use crate::{clock, order, writer};
 /// a process with many threads keeps little memory.
 pub const CHUNK_CAPACITY: usize = 64 << 10;
 
+/// Allocations between two time records.
+const TIME_EVERY: u32 = 64;
+
 /// What the exit flush may read.
 pub struct Shared {
     pub data: AtomicPtr<u8>,
@@ -41,6 +44,8 @@ pub struct Local {
     counters: Counters,
     /// Native mode's trie (empty otherwise).
     native: NativeThread,
+    /// Allocations since the last time record.
+    since_time: u32,
 }
 
 /// The thread's share of the tracer's own counters (added to the global ones when a chunk is handed
@@ -76,6 +81,7 @@ impl ThreadBuffer {
                 py: PyThread::default(),
                 counters: Counters::default(),
                 native: NativeThread::default(),
+                since_time: 0,
             },
         });
         let epoch = order::epoch(tb.local.owner);
@@ -167,6 +173,7 @@ impl ThreadBuffer {
 
     #[inline(always)]
     pub fn allocation(&mut self, kind: Kind, addr: u64, size: u64) {
+        self.tick();
         if native::enabled() {
             return self.native_allocation(kind, self.epoch(), 0, addr, size);
         }
@@ -175,6 +182,26 @@ impl ThreadBuffer {
         let epoch = self.epoch();
         let (w, st) = self.window(MAX_EVENT_RECORD_LEN);
         let n = record::put_alloc(w, 0, st, kind, epoch, addr, size);
+        self.commit(n);
+    }
+
+    /// Every `TIME_EVERY` allocations, a time record (one vDSO clock read), so that the reader can
+    /// say when the peak happened.
+    #[inline(always)]
+    fn tick(&mut self) {
+        self.local.since_time += 1;
+        if self.local.since_time >= TIME_EVERY {
+            self.write_time();
+        }
+    }
+
+    #[cold]
+    fn write_time(&mut self) {
+        self.local.since_time = 0;
+        let len = 1 + MAX_VARINT_LEN;
+        self.reserve(len);
+        let (w, _) = self.window(len);
+        let n = record::put_time(w, 0, clock::since_start_ns());
         self.commit(n);
     }
 
@@ -199,6 +226,7 @@ impl ThreadBuffer {
     /// A realloc whose epoch was taken before the real call (see `hooks::realloc`).
     #[inline(always)]
     pub fn realloc(&mut self, kind: Kind, epoch: u64, old: u64, new: u64, size: u64) {
+        self.tick();
         if native::enabled() {
             return self.native_allocation(kind, epoch, old, new, size);
         }
