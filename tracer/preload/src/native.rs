@@ -31,7 +31,8 @@ use tracer_capture::record::ModuleSegment;
 pub const MAX_DEPTH: usize = 128;
 /// Room for the frames above the hook (the unwinder's own and the tracer's), dropped after.
 const OWN_FRAMES: usize = 16;
-const BUFFER: usize = MAX_DEPTH + OWN_FRAMES;
+/// Room [`unwind`] needs.
+pub const BUFFER: usize = MAX_DEPTH + OWN_FRAMES;
 /// Trie nodes a thread keeps before starting afresh (bounds its memory: about 40 bytes a node).
 const MAX_NODES: usize = 1 << 18;
 /// No `native_stack` record written in the current chunk yet.
@@ -72,9 +73,10 @@ pub static UNWINDER_KIND: AtomicU64 = AtomicU64::new(0);
 /// this library's range and reads the module map. Native mode stays off if no unwinder is found.
 pub fn init() {
     let want_gcc = std::env::var("TRACER_UNWINDER").is_ok_and(|v| v == "gcc");
-    let (f, name) = match (want_gcc, load_libunwind()) {
-        (false, Some(f)) => (f, 1),
-        _ => (glibc_backtrace as Backtrace, 2),
+    let libunwind = if want_gcc { None } else { load_libunwind() };
+    let (f, name) = match libunwind {
+        Some(f) => (f, 1),
+        None => (glibc_backtrace as Backtrace, 2),
     };
     UNWINDER.store(f as usize, Release);
     UNWINDER_KIND.store(name, Relaxed);
