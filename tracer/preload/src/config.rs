@@ -21,6 +21,12 @@ pub struct Config {
 }
 
 static PYTHON_ALLOCATORS: AtomicBool = AtomicBool::new(false);
+static FOLLOW_EXEC: AtomicBool = AtomicBool::new(false);
+
+/// Whether exec'ed children are traced (set once at load).
+pub fn follow_exec() -> bool {
+    FOLLOW_EXEC.load(Relaxed)
+}
 
 /// Whether pymalloc is to be traced (set once at load).
 pub fn python_allocators() -> bool {
@@ -48,6 +54,7 @@ impl Config {
     /// Makes the settings that later code reads globally available.
     pub fn publish(&self) {
         PYTHON_ALLOCATORS.store(self.python_allocators, Relaxed);
+        FOLLOW_EXEC.store(self.follow_exec, Relaxed);
     }
 
     pub fn mode_flags(&self) -> u64 {

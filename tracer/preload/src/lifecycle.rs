@@ -115,8 +115,12 @@ extern "C" fn on_load() {
 }
 
 extern "C" fn on_unload() {
+    let _guard = tls::Guard::acquire();
+    on_unload_guarded();
+}
+
+fn on_unload_guarded() {
     if OWNER_PID.load(Relaxed) == getpid() {
-        let _guard = tls::Guard::acquire();
         writer::finish();
     }
 }
@@ -126,9 +130,22 @@ pub fn on_immediate_exit() {
     on_unload();
 }
 
-/// Called from the exec hooks: the new image will not run our destructor.
+/// Called from the exec hooks: the new image will not run our destructor. A fork child's capture is
+/// `<capture>.<pid>`, the very name a followed exec'ed image (same pid) creates: it is moved aside to
+/// `<capture>.<pid>.pre-exec` (never over an existing file), or the new image would run untraced.
 pub fn before_exec() {
-    on_unload();
+    if OWNER_PID.load(Relaxed) != getpid() {
+        return; // a vfork child: the parent's memory, not ours to finish
+    }
+    let _guard = tls::Guard::acquire();
+    let forked = HEADER.lock().as_ref().is_some_and(|h| h.forked_from != 0);
+    let path = (forked && config::follow_exec())
+        .then(writer::capture_path)
+        .flatten();
+    on_unload_guarded();
+    if let Some(path) = path {
+        writer::move_aside(&path, ".pre-exec");
+    }
 }
 
 extern "C" fn before_fork() {
@@ -166,6 +183,7 @@ extern "C" fn after_fork_in_child() {
         Some(h) if state::recording() => {
             writer::after_fork_in_child(current, &h);
             OWNER_PID.store(pid, Relaxed);
+            *HEADER.lock() = Some(h);
         }
         _ => writer::after_fork_in_parent(),
     }

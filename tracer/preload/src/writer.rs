@@ -10,9 +10,9 @@ use std::collections::VecDeque;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Mutex, MutexGuard};
 use tracer_capture::compress::compress_frame;
 use tracer_capture::header::{encode_end, Header};
 use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
@@ -59,7 +59,31 @@ static QUEUE: Mutex<Queue> = Mutex::new(Queue {
     closed: false,
     writer_running: false,
 });
-static WAKE: Condvar = Condvar::new();
+/// Bumped (then a futex wake) whenever the writer thread has work. A futex word rather than a
+/// parking_lot `Condvar`: a fork child inherits parking_lot's queue of parked threads, and notifying a
+/// condvar the parent's writer thread was waiting on made the child touch that thread's gone
+/// `ThreadData` and crash at exit. Nothing in the tracer parks through parking_lot (see [`lock`]).
+static WAKE: AtomicU32 = AtomicU32::new(0);
+
+fn wake_writer() {
+    WAKE.fetch_add(1, std::sync::atomic::Ordering::Release);
+    // SAFETY: a futex wake on a static word; with no waiter it does nothing.
+    unsafe { libc::syscall(libc::SYS_futex, WAKE.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+}
+
+/// Sleeps until `WAKE` no longer holds `seen` (returns at once if it already changed).
+fn wait_for_work(seen: u32) {
+    // SAFETY: a futex wait on a static word, no timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            WAKE.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            seen,
+            std::ptr::null::<libc::timespec>(),
+        )
+    };
+}
 
 /// The tracer's own counters, written in the end-of-capture record.
 pub static CHUNKS_WRITTEN: AtomicU64 = AtomicU64::new(0);
@@ -71,6 +95,27 @@ pub static UNCOMPRESSED_BYTES: AtomicU64 = AtomicU64::new(0);
 pub static FRAMES_WALKED: AtomicU64 = AtomicU64::new(0);
 pub static FRAMES_PUSHED: AtomicU64 = AtomicU64::new(0);
 pub static FRAMES_POPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Takes `m` without ever parking the calling thread (spinning, then yielding). A thread that parks on
+/// a parking_lot lock gets a thread-local with a destructor: glibc allocates its `__cxa_thread_atexit`
+/// entry while the tracer's guard is held (not recorded) and frees it when the thread exits (recorded),
+/// so every program thread that once waited on a tracer lock left an unmatched free in the capture.
+/// A parked thread would also leave parking_lot state that a fork child inherits.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    let mut spins = 0u32;
+    loop {
+        if let Some(g) = m.try_lock() {
+            return g;
+        }
+        if spins < 64 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    }
+}
 
 /// Creates the capture exclusively (never through a symlink, never over an existing file, mode 0600)
 /// and writes its header.
@@ -89,8 +134,8 @@ pub fn open(path: &Path, header: &Header) -> Result<(), String> {
         compressed: Vec::new(),
     };
     write_all(&sink, &header.encode()).map_err(|e| e.to_string())?;
-    *SINK.lock() = Some(sink);
-    QUEUE.lock().closed = false;
+    *lock(&SINK) = Some(sink);
+    lock(&QUEUE).closed = false;
     Ok(())
 }
 
@@ -148,8 +193,7 @@ fn write_chunk(sink: &mut Option<Sink>, frame: &[u8]) {
 
 /// An empty chunk, from the pool when one is there.
 pub fn take_empty_chunk() -> Vec<u8> {
-    QUEUE
-        .lock()
+    lock(&QUEUE)
         .pool
         .pop()
         .unwrap_or_else(|| vec![0u8; CHUNK_CAPACITY])
@@ -157,12 +201,12 @@ pub fn take_empty_chunk() -> Vec<u8> {
 
 /// Returns an unused chunk to the pool.
 pub fn give_back(chunk: Vec<u8>) {
-    QUEUE.lock().pool.push(chunk);
+    lock(&QUEUE).pool.push(chunk);
 }
 
 /// Queues a full chunk (the first `len` bytes of `data`) and returns an empty one.
 pub fn submit(mut data: Vec<u8>, len: usize, has_records: bool) -> Vec<u8> {
-    let mut q = QUEUE.lock();
+    let mut q = lock(&QUEUE);
     if !has_records || q.closed {
         return data;
     }
@@ -175,22 +219,22 @@ pub fn submit(mut data: Vec<u8>, len: usize, has_records: bool) -> Vec<u8> {
         DIRECT_DRAINS.fetch_add(1, Relaxed);
         drain();
     } else {
-        WAKE.notify_one();
+        wake_writer();
     }
     empty.unwrap_or_else(|| vec![0u8; CHUNK_CAPACITY])
 }
 
 /// Writes every queued chunk.
 fn drain() {
-    let mut sink = SINK.lock();
-    let batch: Vec<Pending> = QUEUE.lock().pending.drain(..).collect();
+    let mut sink = lock(&SINK);
+    let batch: Vec<Pending> = lock(&QUEUE).pending.drain(..).collect();
     let mut done = Vec::with_capacity(batch.len());
     for p in batch {
         write_chunk(&mut sink, &p.data[..p.len]);
         done.push(p.data);
     }
     drop(sink);
-    QUEUE.lock().pool.extend(done);
+    lock(&QUEUE).pool.extend(done);
 }
 
 /// Starts the background writer thread. It is created with `pthread_create` rather than
@@ -210,32 +254,35 @@ pub fn start_writer_thread() {
     if rc == 0 {
         // SAFETY: a thread we just created; detaching it means nobody joins it.
         unsafe { libc::pthread_detach(thread) };
-        QUEUE.lock().writer_running = true;
+        lock(&QUEUE).writer_running = true;
     }
 }
 
 extern "C" fn writer_main(_: *mut libc::c_void) -> *mut libc::c_void {
     tls::guard_forever();
     loop {
-        let mut q = QUEUE.lock();
-        while q.pending.is_empty() && !q.closed {
-            WAKE.wait(&mut q);
-        }
+        let seen = WAKE.load(std::sync::atomic::Ordering::Acquire);
+        let q = lock(&QUEUE);
         if q.closed {
             return std::ptr::null_mut();
         }
+        let idle = q.pending.is_empty();
         drop(q);
-        drain();
+        if idle {
+            wait_for_work(seen);
+        } else {
+            drain();
+        }
     }
 }
 
 pub fn register(tb: *mut ThreadBuffer) {
-    QUEUE.lock().registry.push(BufferPtr(tb));
+    lock(&QUEUE).registry.push(BufferPtr(tb));
     THREADS.fetch_add(1, Relaxed);
 }
 
 pub fn unregister(tb: *mut ThreadBuffer) {
-    QUEUE.lock().registry.retain(|b| b.0 != tb);
+    lock(&QUEUE).registry.retain(|b| b.0 != tb);
 }
 
 /// Ends the capture: writes every queued chunk, what every live thread buffer holds, and the end
@@ -244,8 +291,8 @@ pub fn finish() {
     if !state::stop() {
         return;
     }
-    let mut sink = SINK.lock();
-    let mut q = QUEUE.lock();
+    let mut sink = lock(&SINK);
+    let mut q = lock(&QUEUE);
     let pending: Vec<Pending> = q.pending.drain(..).collect();
     for p in &pending {
         write_chunk(&mut sink, &p.data[..p.len]);
@@ -296,10 +343,45 @@ pub fn finish() {
     ];
     write_or_stop(&mut sink, &encode_end(&counters));
     q.closed = true;
-    WAKE.notify_all();
+    wake_writer();
     if let Some(s) = sink.take() {
         // SAFETY: our own descriptor, closed once.
         unsafe { libc::close(s.fd) };
+    }
+}
+
+/// The path of the open capture, if any.
+pub fn capture_path() -> Option<PathBuf> {
+    lock(&SINK).as_ref().map(|s| s.path.clone())
+}
+
+/// Renames the finished capture `path` to `path` + `suffix`, never over an existing file; says so on
+/// stderr if it cannot.
+pub fn move_aside(path: &Path, suffix: &str) {
+    let mut to = path.as_os_str().to_owned();
+    to.push(suffix);
+    let (Ok(from_c), Ok(to_c)) = (
+        CString::new(path.as_os_str().as_bytes()),
+        CString::new(to.as_bytes()),
+    ) else {
+        return;
+    };
+    // SAFETY: two valid NUL-terminated paths.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc != 0 {
+        state::stderr_line(&format!(
+            "tracer: cannot rename {} before exec: {}\n",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
     }
 }
 
@@ -326,8 +408,8 @@ unsafe fn live_chunk(shared: &crate::buffer::Shared) -> Option<Vec<u8>> {
 
 /// `pthread_atfork` prepare: hold both locks across `fork` so the child gets them in a known state.
 pub fn before_fork() {
-    std::mem::forget(SINK.lock());
-    std::mem::forget(QUEUE.lock());
+    std::mem::forget(lock(&SINK));
+    std::mem::forget(lock(&QUEUE));
 }
 
 /// `pthread_atfork` parent.
@@ -348,9 +430,9 @@ pub fn after_fork_in_child(current: Option<*mut ThreadBuffer>, header: &Header) 
         QUEUE.force_unlock();
         SINK.force_unlock();
     }
-    let parent_sink = SINK.lock().take();
+    let parent_sink = lock(&SINK).take();
     {
-        let mut q = QUEUE.lock();
+        let mut q = lock(&QUEUE);
         let pending: Vec<Pending> = q.pending.drain(..).collect();
         q.pool.extend(pending.into_iter().map(|p| p.data));
         q.registry.retain(|b| Some(b.0) == current);
