@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::{EnvArgs, ModeArgs, RunArgs};
 
-/// `libtracer.so`: `$TRACER_LIBRARY`, or next to this executable (where `cargo build` puts both), or in
-/// its `deps/` folder (where `cargo test` puts it, as a dev-dependency of this crate).
+/// `libtracer.so`: `$TRACER_LIBRARY`, or the newer of the copies next to this executable (where `cargo
+/// build` puts both) and in its `deps/` folder (where `cargo test` puts it, as a dev-dependency).
 pub fn find_library() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("TRACER_LIBRARY") {
         let p = PathBuf::from(p);
@@ -22,11 +22,14 @@ pub fn find_library() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the tracer executable")?;
     let lib = exe.with_file_name("libtracer.so");
     let in_deps = exe.with_file_name("deps").join("libtracer.so");
-    if lib.is_file() {
-        return Ok(lib);
-    }
-    if in_deps.is_file() {
-        return Ok(in_deps);
+    // Both exist after a `cargo build` and a later `cargo test`: the newer one is the current code.
+    let modified = |p: &PathBuf| p.metadata().and_then(|m| m.modified()).ok();
+    let newest = [lib.clone(), in_deps]
+        .into_iter()
+        .filter(|p| p.is_file())
+        .max_by_key(modified);
+    if let Some(found) = newest {
+        return Ok(found);
     }
     bail!(
         "cannot find {} (build it with `cargo build -p tracer-preload`, or set TRACER_LIBRARY)",
