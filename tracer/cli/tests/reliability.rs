@@ -354,6 +354,23 @@ fn a_signal_handler_that_allocates() {
 }
 
 #[test]
+fn signals_interrupting_allocations_and_the_tracers_system_calls() {
+    let dir = test_dir("rel-sigprof");
+    let exe = compile(&dir, "rel_sigprof", &[]);
+    let untraced = output(&mut Command::new(&exe));
+    assert_eq!(String::from_utf8_lossy(&untraced.stdout), "done\n");
+    for mode in C_MODES {
+        let d = dir.join(slug(mode));
+        std::fs::create_dir_all(&d).unwrap();
+        let (out, cap) = trace_exec(&d, mode, &exe, &[]);
+        assert_same(&slug(mode), &untraced, &out);
+        let s = complete(&cap);
+        assert_eq!(bucket(&s, 2048), 2000, "{mode:?}");
+        assert!(kind_count(&s, "malloc") >= 400_000, "{mode:?}");
+    }
+}
+
+#[test]
 fn exits_from_a_thread_finish_the_capture() {
     let dir = test_dir("rel-exit-thread");
     let script = script("rel_exit_thread.py");
