@@ -24,8 +24,9 @@ int main(int argc, char **argv) {
         free(p);
     }
     if (fd >= 0) {
-        usleep(300000); /* the tracer's writer thread writes behind the program */
+        /* The tracer's writer thread writes behind the program: give it up to 5 s. */
         struct stat st;
+        for (int i = 0; i < 100 && fstat(fd, &st) == 0 && st.st_size <= before; i++) usleep(50000);
         fstat(fd, &st);
         FILE *f = fopen(argv[2], "w");
         fprintf(f, "%s\n", st.st_size > before ? "grew" : "stalled");
