@@ -215,6 +215,37 @@ fn fork_in_a_threaded_program_gives_the_child_its_own_capture() {
 }
 
 #[test]
+fn python_fork_with_threads_running() {
+    let dir = test_dir("rel-pyfork");
+    let script = script("rel_pyfork.py");
+    let untraced = untraced_script(&dir, &script, &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&untraced.stdout),
+        "child 6291456\nparent 3145728 child exit 5\n"
+    );
+    let mut modes: Vec<Vec<&str>> = PY_MODES.iter().map(|m| m.to_vec()).collect();
+    modes.push(vec!["--stack-source", "check"]);
+    for mode in &modes {
+        let d = dir.join(slug(mode));
+        std::fs::create_dir_all(&d).unwrap();
+        let (out, cap) = trace_script(&d, mode, &script, &[]);
+        assert_same(&slug(mode), &untraced, &out);
+        let parent = complete(&cap);
+        assert_eq!(bucket(&parent, 2 << 20), 1, "{mode:?}");
+        assert_eq!(bucket(&parent, 4 << 20), 0, "{mode:?}");
+        let children = child_captures(&d);
+        assert_eq!(children.len(), 1, "{children:?}");
+        let child = complete(&children[0]);
+        assert_eq!(bucket(&child, 4 << 20), 1, "{mode:?}");
+        assert_eq!(bucket(&child, 2 << 20), 0, "{mode:?}");
+        assert_eq!(child["header"]["forked_from"], parent["header"]["pid"]);
+        for s in [&parent, &child] {
+            assert_eq!(s["counters"]["stack_mismatches"], 0, "{mode:?}");
+        }
+    }
+}
+
+#[test]
 fn exec_children_are_traced_only_when_asked() {
     let dir = test_dir("rel-fork-exec");
     let exe = compile(&dir, "rel_fork_exec", &[]);
