@@ -137,7 +137,7 @@ pub fn builtin(with_memray: bool) -> Vec<Config> {
     }
     out.push(plain(
         "profile-noop",
-        "profile hook installed, recording nothing",
+        "profile hook doing nothing, allocations without stacks",
         Tracer::Ours {
             python_allocators: false,
             native: false,
