@@ -318,15 +318,22 @@ impl ThreadBuffer {
         let mut common = emitted
             .iter()
             .zip(&frames)
-            .take_while(|(e, f)| e.0 == f.code && e.2 == f.offset)
+            .take_while(|(e, f)| e.code == f.code && e.offset == f.offset)
             .count();
         // Ids below `common` come from what was recorded; looking up the others may write code
         // definitions, which may start a new chunk (so `common` is clamped after).
         for (i, f) in frames.iter().enumerate() {
-            let id = if i < common {
-                self.local.py.emitted[i].1
-            } else {
-                self.frame_code_id(layout, *f)
+            let id = match self.local.py.emitted.get(i) {
+                Some(e) if i < common => (e.id, e.one_by_one),
+                // The same code object as last sent at this depth (usually the innermost frame, moved
+                // on): its id is known, no lookup in the shared table.
+                Some(e)
+                    if e.code == f.code
+                        && e.fingerprint == python::codes::fingerprint(layout, f.code) =>
+                {
+                    self.frame_code_id(layout, *f, Some((e.id, e.one_by_one)))
+                }
+                _ => self.frame_code_id(layout, *f, None),
             };
             ids.push(id);
         }
@@ -346,7 +353,7 @@ impl ThreadBuffer {
         if pops > 0 {
             n = record::put_pop(w, n, pops as u32);
         }
-        for (f, id) in frames[common..].iter().zip(&ids[common..]) {
+        for (f, (id, _)) in frames[common..].iter().zip(&ids[common..]) {
             n = record::put_push(w, n, *id, f.offset);
         }
         self.commit(n);
@@ -355,12 +362,19 @@ impl ThreadBuffer {
         c.frames_pushed += (frames.len() - common) as u64;
         let py = &mut self.local.py;
         py.emitted.truncate(common);
-        py.emitted.extend(
-            frames[common..]
-                .iter()
-                .zip(&ids[common..])
-                .map(|(f, id)| (f.code, *id, f.offset)),
-        );
+        py.emitted
+            .extend(
+                frames[common..]
+                    .iter()
+                    .zip(&ids[common..])
+                    .map(|(f, (id, one_by_one))| python::Emitted {
+                        code: f.code,
+                        id: *id,
+                        offset: f.offset,
+                        one_by_one: *one_by_one,
+                        fingerprint: python::codes::fingerprint(layout, f.code),
+                    }),
+            );
         py.scratch = frames;
         py.ids = ids;
     }
@@ -402,10 +416,13 @@ impl ThreadBuffer {
         &mut self,
         layout: &python::layout::Layout,
         frame: python::walk::RawFrame,
-    ) -> u32 {
-        let interned = self.intern_code(layout, frame.code);
-        if interned.lines_one_by_one && self.local.py.lines_sent.insert((interned.id, frame.offset))
-        {
+        known: Option<(u32, bool)>,
+    ) -> (u32, bool) {
+        let (id, one_by_one) = known.unwrap_or_else(|| {
+            let interned = self.intern_code(layout, frame.code);
+            (interned.id, interned.lines_one_by_one)
+        });
+        if one_by_one && self.local.py.lines_sent.insert((id, frame.offset)) {
             // SAFETY: the frame is running on this thread, so its code object is alive.
             let (table, first_line) = unsafe {
                 let first = ((frame.code + layout.code_first_line) as *const i32)
@@ -416,10 +433,10 @@ impl ThreadBuffer {
             let line = tracer_capture::linetable::line_for_offset(table, first_line, frame.offset);
             self.reserve(record::MAX_LINE_LEN);
             let (w, _) = self.window(record::MAX_LINE_LEN);
-            let n = record::put_line(w, 0, interned.id, frame.offset, line);
+            let n = record::put_line(w, 0, id, frame.offset, line);
             self.commit(n);
         }
-        interned.id
+        (id, one_by_one)
     }
 
     /// Check mode: compares the walked stack (in `scratch`) with the profile source's. Not compared:

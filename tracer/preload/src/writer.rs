@@ -68,7 +68,14 @@ static WAKE: AtomicU32 = AtomicU32::new(0);
 fn wake_writer() {
     WAKE.fetch_add(1, std::sync::atomic::Ordering::Release);
     // SAFETY: a futex wake on a static word; with no waiter it does nothing.
-    unsafe { libc::syscall(libc::SYS_futex, WAKE.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            WAKE.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
 }
 
 /// Sleeps until `WAKE` no longer holds `seen` (returns at once if it already changed).

@@ -12,8 +12,9 @@ use rustc_hash::FxHashMap;
 
 use super::layout::Layout;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
+/// What tells two code objects at one address apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
     qualname: usize,
     filename: usize,
     linetable: usize,
@@ -38,7 +39,7 @@ pub struct Interned {
 static CODES: Mutex<Option<FxHashMap<usize, (Interned, Fingerprint)>>> = Mutex::new(None);
 pub static INTERNED: AtomicU64 = AtomicU64::new(0);
 
-fn fingerprint(l: &Layout, code: usize) -> Fingerprint {
+pub fn fingerprint(l: &Layout, code: usize) -> Fingerprint {
     // SAFETY: `code` is a live code object found in a running frame; these are pointer and int fields.
     unsafe {
         Fingerprint {

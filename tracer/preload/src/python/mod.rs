@@ -54,6 +54,18 @@ pub fn source() -> Source {
     }
 }
 
+/// A frame of the stack last recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Emitted {
+    pub code: usize,
+    pub id: u32,
+    pub offset: u32,
+    /// The code's lines are sent one by one (see `codes::INLINE_TABLE_MAX`).
+    pub one_by_one: bool,
+    /// Tells this code object from another one later at the same address.
+    pub fingerprint: codes::Fingerprint,
+}
+
 /// Per-thread Python state, kept in the thread's buffer.
 #[derive(Default)]
 pub struct PyThread {
@@ -62,12 +74,11 @@ pub struct PyThread {
     /// The profile function is installed on this thread (a new thread runs a few frames of
     /// `threading` before it is, which the profile source cannot see).
     pub profiling: bool,
-    /// The stack the capture last recorded for this thread (since the chunk began): code address,
-    /// code id, offset.
-    pub emitted: Vec<(usize, u32, u32)>,
+    /// The stack the capture last recorded for this thread (since the chunk began).
+    pub emitted: Vec<Emitted>,
     pub scratch: Vec<RawFrame>,
     pub other: Vec<RawFrame>,
-    pub ids: Vec<u32>,
+    pub ids: Vec<(u32, bool)>,
     /// (code id, offset) pairs whose line this thread has sent (for codes whose lines go one by one).
     pub lines_sent: rustc_hash::FxHashSet<(u32, u32)>,
 }
