@@ -7,7 +7,7 @@ use libc::{c_char, c_int, c_void, off_t, size_t};
 use tracer_capture::Kind;
 
 use crate::libc_alloc::*;
-use crate::{lifecycle, track};
+use crate::{inner_maps, lifecycle, track};
 
 #[inline(always)]
 fn on_allocation(kind: Kind, ptr: *mut c_void, size: size_t) {
@@ -133,7 +133,11 @@ pub unsafe extern "C" fn mmap(
 ) -> *mut c_void {
     let ptr = libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void;
     if ptr != libc::MAP_FAILED {
-        on_allocation(Kind::Mmap, ptr, len);
+        if track::inside_tracer() {
+            inner_maps::remember(ptr as usize, len);
+        } else {
+            on_allocation(Kind::Mmap, ptr, len);
+        }
     }
     ptr
 }
@@ -152,7 +156,9 @@ pub unsafe extern "C" fn mmap64(
 
 #[no_mangle]
 pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
-    track::with_buffer(|b| b.munmap(addr as u64, len as u64));
+    if !inner_maps::forget(addr as usize) {
+        track::with_buffer(|b| b.munmap(addr as u64, len as u64));
+    }
     libc::syscall(libc::SYS_munmap, addr, len) as c_int
 }
 

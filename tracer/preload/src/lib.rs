@@ -15,6 +15,7 @@ mod buffer;
 mod clock;
 mod config;
 mod hooks;
+mod inner_maps;
 mod libc_alloc;
 mod lifecycle;
 pub mod native;

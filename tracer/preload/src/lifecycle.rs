@@ -109,7 +109,7 @@ extern "C" fn on_load() {
         )
     };
     writer::start_writer_thread();
-    *HEADER.lock() = Some(header);
+    *writer::lock(&HEADER) = Some(header);
     OWNER_PID.store(pid, Relaxed);
     state::set(State::Recording);
 }
@@ -138,7 +138,9 @@ pub fn before_exec() {
         return; // a vfork child: the parent's memory, not ours to finish
     }
     let _guard = tls::Guard::acquire();
-    let forked = HEADER.lock().as_ref().is_some_and(|h| h.forked_from != 0);
+    let forked = writer::lock(&HEADER)
+        .as_ref()
+        .is_some_and(|h| h.forked_from != 0);
     let path = (forked && config::follow_exec())
         .then(writer::capture_path)
         .flatten();
@@ -152,18 +154,21 @@ extern "C" fn before_fork() {
     // SAFETY: this thread's own state; the guard is cleared by the matching after-fork handler.
     unsafe { (*tls::state()).guard = 1 };
     writer::before_fork();
+    crate::inner_maps::before_fork();
 }
 
 extern "C" fn after_fork_in_parent() {
+    crate::inner_maps::after_fork();
     writer::after_fork_in_parent();
     // SAFETY: this thread's own state.
     unsafe { (*tls::state()).guard = 0 };
 }
 
 extern "C" fn after_fork_in_child() {
+    crate::inner_maps::after_fork();
     let parent = OWNER_PID.load(Relaxed);
     let pid = getpid();
-    let header = HEADER.lock().clone().map(|h| Header {
+    let header = writer::lock(&HEADER).clone().map(|h| Header {
         pid: pid as u32,
         forked_from: parent as u32,
         start_unix_ns: unix_ns(),
@@ -183,7 +188,7 @@ extern "C" fn after_fork_in_child() {
         Some(h) if state::recording() => {
             writer::after_fork_in_child(current, &h);
             OWNER_PID.store(pid, Relaxed);
-            *HEADER.lock() = Some(h);
+            *writer::lock(&HEADER) = Some(h);
         }
         _ => writer::after_fork_in_parent(),
     }
