@@ -167,10 +167,34 @@ fn resume_after_kill_redoes_nothing() {
     assert!(before.len() < 16, "killed too late to test resuming");
     assert!(read_json(&run.join("run.json"))["finished"].is_null());
 
+    // Resumed, and killed again after a little more work: a second interruption loses nothing either.
+    let mut resume = harness();
+    resume
+        .args(["run", "--no-report", "--resume"])
+        .arg(&run)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = resume.spawn().unwrap();
+    let start = Instant::now();
+    while read_jsonl(&run.join("progress.jsonl")).len() < before.len() + 2
+        && child.try_wait().unwrap().is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "no progress after resuming"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let middle = read_jsonl(&run.join("progress.jsonl"));
+    assert_eq!(&middle[..before.len()], &before[..]);
+
     let mut resume = harness();
     resume.args(["run", "--no-report", "--resume"]).arg(&run);
     expect_code(&mut resume, 0);
     let after = read_jsonl(&run.join("progress.jsonl"));
+    assert_eq!(&after[..middle.len()], &middle[..]);
     // Finished work is kept as it was and not done again: no triple twice, all 16 there.
     assert_eq!(&after[..before.len()], &before[..]);
     let unique: HashSet<String> = after.iter().map(|v| v.to_string()).collect();
@@ -206,6 +230,10 @@ env = { PYTHONHOME = "/nonexistent" }
 [[config]]
 name = "hangs"
 bootstrap = "import time; time.sleep(600)"
+
+[[config]]
+name = "segfaults"
+bootstrap = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
 "#,
     )
     .unwrap();
@@ -215,7 +243,7 @@ bootstrap = "import time; time.sleep(600)"
         "-b",
         "richards",
         "--configs",
-        "baseline,raises-at-start,bad-env,hangs",
+        "baseline,raises-at-start,bad-env,hangs,segfaults",
     ])
     .arg("--config-file")
     .arg(&cfg)
@@ -231,7 +259,7 @@ bootstrap = "import time; time.sleep(600)"
     let run = run_dir_of(&out);
     let failures = read_jsonl(&run.join("failures.jsonl"));
     // One failure per failing configuration: after the first, its other processes are skipped.
-    assert_eq!(failures.len(), 3, "{failures:?}");
+    assert_eq!(failures.len(), 4, "{failures:?}");
     let exits = failures
         .iter()
         .find(|f| f["config"] == "raises-at-start")
@@ -253,6 +281,15 @@ bootstrap = "import time; time.sleep(600)"
     assert!(failures.iter().any(|f| f["config"] == "bad-env"));
     let hung = failures.iter().find(|f| f["config"] == "hangs").unwrap();
     assert_eq!(hung["kind"], "timeout", "{hung}");
+    let crashed = failures
+        .iter()
+        .find(|f| f["config"] == "segfaults")
+        .unwrap();
+    assert_eq!(crashed["kind"], "failed", "{crashed}");
+    assert!(
+        crashed["reason"].as_str().unwrap().contains("SIGSEGV"),
+        "{crashed}"
+    );
     let system = std::fs::read_to_string(run.join("system.txt")).unwrap();
     assert!(
         system.contains("| hangs | failed or took over 3 s |"),
