@@ -21,6 +21,9 @@ use crate::varint::Cursor;
 /// keeps a corrupt length from making the reader allocate gigabytes.
 pub const MAX_FRAME_LEN: u32 = 64 << 20;
 
+/// A stack as recorded: (code id, instruction offset) per frame, outermost first.
+pub type RawStack = Vec<(u32, u32)>;
+
 /// One allocation, free or realloc, in global order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Event {
@@ -66,7 +69,7 @@ pub struct Capture {
     /// Records and their bytes (before compression) by kind.
     pub record_bytes: BTreeMap<Kind, (u64, u64)>,
     /// Check mode: the points where the two stack sources disagreed (walked, profiled).
-    pub mismatches: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)>,
+    pub mismatches: Vec<(RawStack, RawStack)>,
     /// Native mode: every native stack node, and the loaded segments of the traced process's objects
     /// (in the order recorded: a later segment over the same addresses replaces an earlier one).
     pub native: NativeTree,

@@ -2,6 +2,11 @@
 //! `lib.rs`). Each hook forwards to glibc's real function and reports through one funnel,
 //! `track::with_buffer`. Frees are recorded before the real call and allocations after it, so an
 //! address is never seen handed out again before the free that released it (see `order.rs`).
+//!
+//! # Safety
+//! Each hook has the contract of the C library function it replaces (the caller passes what `malloc`,
+//! `free`, `mmap`, … accept), and forwards its arguments unchanged.
+#![allow(clippy::missing_safety_doc)]
 
 use libc::{c_char, c_int, c_void, off_t, size_t};
 use tracer_capture::Kind;
@@ -78,7 +83,7 @@ pub unsafe extern "C" fn posix_memalign(
     align: size_t,
     size: size_t,
 ) -> c_int {
-    if !align.is_power_of_two() || align % std::mem::size_of::<*mut c_void>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
     let ptr = __libc_memalign(align, size);
@@ -199,12 +204,12 @@ pub unsafe extern "C" fn execve(
 
 #[no_mangle]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
-    execve(path, argv, environ as *const *const c_char)
+    execve(path, argv, environ)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    execvpe(file, argv, environ as *const *const c_char)
+    execvpe(file, argv, environ)
 }
 
 #[no_mangle]

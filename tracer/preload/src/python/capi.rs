@@ -61,7 +61,10 @@ fn symbol(name: &CStr) -> Option<*mut c_void> {
 macro_rules! resolve {
     ($name:literal) => {{
         // SAFETY: the symbol is CPython's function of this name, whose signature is the field's.
-        unsafe { std::mem::transmute::<*mut c_void, _>(symbol($name)?) }
+        #[allow(clippy::missing_transmute_annotations)] // the target type is the field's
+        unsafe {
+            std::mem::transmute::<*mut c_void, _>(symbol($name)?)
+        }
     }};
 }
 

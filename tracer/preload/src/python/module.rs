@@ -105,6 +105,9 @@ static mut MODULE: ModuleDef = ModuleDef {
 };
 
 /// The module's init function, found by the import system by name.
+///
+/// # Safety
+/// Called by CPython's import system, with the GIL held.
 #[no_mangle]
 pub unsafe extern "C" fn PyInit__alloc_tracer() -> *mut PyObject {
     let Some(api) = capi::get() else {
