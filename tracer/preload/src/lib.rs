@@ -14,6 +14,7 @@
 mod buffer;
 mod clock;
 mod config;
+mod descriptors;
 mod hooks;
 mod inner_maps;
 mod libc_alloc;
@@ -29,6 +30,8 @@ mod writer;
 pub use python::module::PyInit__alloc_tracer;
 
 /// Every symbol the library exports.
+/// The descriptor hooks that keep the capture's file out of the program's way.
+pub use descriptors::{close, close_range, closefrom, dup2, dup3};
 pub use hooks::{
     _Exit, _exit, aligned_alloc, calloc, dlclose, execv, execve, execvp, execvpe, free, malloc,
     memalign, mmap, mmap64, mremap, munmap, posix_memalign, pvalloc, realloc, reallocarray, valloc,

@@ -140,6 +140,13 @@ fn load_libunwind() -> Option<Backtrace> {
     }
 }
 
+extern "C" {
+    // glibc's; not in the libc crate.
+    fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
+}
+/// `PTHREAD_CANCEL_DISABLE` (glibc's <pthread.h>).
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
 /// Fills `ips` with the calling thread's return addresses, innermost first (starting inside the
 /// unwinder or its caller), and returns how many. Never symbolizes, never locks anything but what
 /// the unwinder takes on a cache miss (the loader's `dl_iterate_phdr` lock). Public so that a bench
@@ -150,10 +157,18 @@ pub fn unwind(ips: &mut [usize; BUFFER]) -> usize {
     if f == 0 {
         return 0;
     }
-    // SAFETY: `f` is a `Backtrace` stored by `init`; `ips` has room for `BUFFER` entries.
+    // libunwind reaches cancellation points (it validates addresses with system calls that glibc
+    // wraps as such): with a cancel request pending, the thread would be cancelled inside `malloc`,
+    // which it never is untraced. Cancellation is held off for the unwind and restored after it.
+    let mut cancel_state = 0;
+    // SAFETY: `f` is a `Backtrace` stored by `init`; `ips` has room for `BUFFER` entries;
+    // pthread_setcancelstate with a valid out-pointer, the old state put back.
     let n = unsafe {
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut cancel_state);
         let f: Backtrace = std::mem::transmute(f);
-        f(ips.as_mut_ptr().cast(), BUFFER as c_int)
+        let n = f(ips.as_mut_ptr().cast(), BUFFER as c_int);
+        pthread_setcancelstate(cancel_state, &mut cancel_state);
+        n
     };
     (n.max(0) as usize).min(BUFFER)
 }

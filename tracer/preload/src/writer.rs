@@ -18,6 +18,7 @@ use tracer_capture::header::{encode_end, Header};
 use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
 
 use crate::buffer::{ThreadBuffer, CHUNK_CAPACITY};
+use crate::descriptors;
 use crate::state::{self, State};
 use crate::tls;
 
@@ -130,8 +131,7 @@ pub fn open(path: &Path, header: &Header) -> Result<(), String> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| "path contains a NUL byte".to_string())?;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: `c_path` is a valid NUL-terminated string.
-    let fd = unsafe { libc::open(c_path.as_ptr(), flags, 0o600 as libc::c_uint) };
+    let fd = descriptors::open_high(c_path.as_ptr(), flags);
     if fd < 0 {
         return Err(std::io::Error::last_os_error().to_string());
     }
@@ -140,7 +140,11 @@ pub fn open(path: &Path, header: &Header) -> Result<(), String> {
         path: path.to_path_buf(),
         compressed: Vec::new(),
     };
-    write_all(&sink, &header.encode()).map_err(|e| e.to_string())?;
+    if let Err(err) = write_all(&sink, &header.encode()) {
+        descriptors::close_own(fd);
+        return Err(err.to_string());
+    }
+    descriptors::set_capture_fd(fd);
     *lock(&SINK) = Some(sink);
     lock(&QUEUE).closed = false;
     Ok(())
@@ -148,8 +152,12 @@ pub fn open(path: &Path, header: &Header) -> Result<(), String> {
 
 fn write_all(sink: &Sink, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
-        // SAFETY: `bytes` is a valid slice; `fd` is the capture's descriptor.
-        let n = unsafe { libc::write(sink.fd, bytes.as_ptr().cast(), bytes.len()) };
+        // SAFETY: `bytes` is a valid slice; `fd` is the capture's descriptor. The system call rather
+        // than glibc's `write`, which is a cancellation point: a thread draining the queue from inside
+        // a hook must never be cancelled there (`pthread_cancel` of a thread inside `malloc`).
+        let n = unsafe {
+            libc::syscall(libc::SYS_write, sink.fd, bytes.as_ptr(), bytes.len()) as isize
+        };
         if n < 0 {
             let err = std::io::Error::last_os_error();
             if err.kind() == std::io::ErrorKind::Interrupted {
@@ -179,13 +187,12 @@ fn write_or_stop(sink: &mut Option<Sink>, bytes: &[u8]) {
         );
         state::stderr_line(&msg);
         state::set(State::Failed);
-        // SAFETY: closing our own descriptor once; the sink is dropped right after.
-        unsafe { libc::close(s.fd) };
+        close_sink(s);
         *sink = None;
     }
 }
 
-/// Compresses a chunk frame (LZ4, see `tracer_capture::compress`) and writes it.
+/// Compresses a chunk frame (zstd, see `tracer_capture::compress`) and writes it.
 fn write_chunk(sink: &mut Option<Sink>, frame: &[u8]) {
     let Some(s) = sink.as_mut() else { return };
     let mut out = std::mem::take(&mut s.compressed);
@@ -352,9 +359,39 @@ pub fn finish() {
     q.closed = true;
     wake_writer();
     if let Some(s) = sink.take() {
-        // SAFETY: our own descriptor, closed once.
-        unsafe { libc::close(s.fd) };
+        close_sink(&s);
     }
+}
+
+/// Closes the capture's descriptor (once: the sink is dropped right after).
+fn close_sink(sink: &Sink) {
+    descriptors::set_capture_fd(-1);
+    descriptors::close_own(sink.fd);
+}
+
+/// The program is about to `dup2` onto the capture's descriptor number: move the capture to another
+/// number first, under the `SINK` lock, so that no chunk is written into the program's file. If no
+/// descriptor is left for it, tracing stops (said once on stderr).
+pub fn move_capture_fd() {
+    let mut sink = lock(&SINK);
+    let Some(s) = sink.as_mut() else { return };
+    // SAFETY: fcntl on our own descriptor.
+    let moved = unsafe { libc::fcntl(s.fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if moved < 0 {
+        state::stderr_line(&format!(
+            "tracer: cannot move capture {} out of the program's way: {}; tracing stopped, the program continues\n",
+            s.path.display(),
+            std::io::Error::last_os_error()
+        ));
+        state::set(State::Failed);
+        close_sink(s);
+        *sink = None;
+        return;
+    }
+    let moved = descriptors::place_high(moved);
+    descriptors::close_own(s.fd);
+    s.fd = moved;
+    descriptors::set_capture_fd(moved);
 }
 
 /// The path of the open capture, if any.
@@ -446,8 +483,7 @@ pub fn after_fork_in_child(current: Option<*mut ThreadBuffer>, header: &Header) 
         q.writer_running = false;
     }
     let Some(parent) = parent_sink else { return };
-    // SAFETY: the child's copy of the parent's descriptor, closed once.
-    unsafe { libc::close(parent.fd) };
+    close_sink(&parent);
     let mut name = parent.path.into_os_string();
     name.push(format!(".{}", header.pid));
     if let Err(err) = open(Path::new(&name), header) {
