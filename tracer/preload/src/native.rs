@@ -592,9 +592,11 @@ pub fn eval_loop_to_write() -> Option<Vec<u64>> {
     Some(EVAL_LOOP.lock().clone())
 }
 
-/// The calling thread's frames as (return address, canonical frame address), innermost first, from
-/// libgcc's unwinder (which gives each frame's CFA: frame `k`'s own stack lies between the CFA of
-/// frame `k - 1` and its own). For start-up work only: it is slower than [`unwind`].
+/// The calling thread's frames as (address, stack bottom), innermost first, from libgcc's unwinder:
+/// the address is where the frame is (a return address, except for the innermost), the bottom what
+/// `_Unwind_GetCFA` reports with it, which is the canonical frame address of the frame it called
+/// (its stack pointer at that call). So frame `k`'s own stack lies between its bottom and frame
+/// `k + 1`'s. For start-up work only: it is slower than [`unwind`].
 pub fn frames_with_cfa(max: usize) -> Vec<(usize, usize)> {
     type Context = c_void;
     extern "C" {

@@ -370,8 +370,8 @@ unsafe fn record_eval_loop(api: &capi::Api) {
     };
     let frames = crate::native::frames_with_cfa(crate::native::BUFFER);
     for pair in frames.windows(2) {
-        let ((_, inner_cfa), (ip, cfa)) = (pair[0], pair[1]);
-        if shims.iter().any(|&s| (inner_cfa..cfa).contains(&s)) {
+        let ((ip, bottom), (_, top)) = (pair[0], pair[1]);
+        if shims.iter().any(|&s| (bottom..top).contains(&s)) {
             // A return address: the call before it is inside the loop.
             let inside = ip as u64 - 1;
             if !addresses.contains(&inside) {
