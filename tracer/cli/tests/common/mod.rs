@@ -184,7 +184,13 @@ impl Python {
 
 impl std::fmt::Display for Python {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}.{})", self.label(), self.version.0, self.version.1)
+        write!(
+            f,
+            "{} ({}.{})",
+            self.label(),
+            self.version.0,
+            self.version.1
+        )
     }
 }
 
