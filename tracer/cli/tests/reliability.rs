@@ -328,7 +328,7 @@ fn python_children_are_traced_only_when_asked() {
         let expected = "subprocess: child 5242880 False\nchild 5242880 False\nos.system: 0\n\
                         child 5242880 False\nfork+exec: 0\n";
         assert_eq!(String::from_utf8_lossy(&untraced.stdout), expected);
-        for mode in [&PY_MODES[0][..], &PY_MODES[3][..]] {
+        for mode in [PY_MODES[0], PY_MODES[3]] {
             let d = dir.join(slug(mode));
             std::fs::create_dir_all(&d).unwrap();
             let (out, cap) = trace_script(py, &d, mode, &script, &[]);
