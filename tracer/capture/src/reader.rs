@@ -74,6 +74,9 @@ pub struct Capture {
     /// (in the order recorded: a later segment over the same addresses replaces an earlier one).
     pub native: NativeTree,
     pub modules: Vec<ModuleSegment>,
+    /// Native mode: addresses inside the Python interpreter's evaluation loop (its exported entry, and
+    /// where the loop was seen on the stack at start-up). Empty in captures made before this record.
+    pub eval_loop: Vec<u64>,
 }
 
 /// Why a file could not be read as a capture.
@@ -248,6 +251,7 @@ fn decode_chunk(cap: &mut Capture, body: &[u8]) -> Result<(), (usize, String)> {
             Record::NativeNode { id, parent, ip } => cap.native.insert(id, parent, ip),
             Record::NativeStack { id } => native = cap.native.id(id),
             Record::Module(m) => cap.modules.push(m),
+            Record::EvalLoop { addresses } => cap.eval_loop.extend(addresses),
         }
     }
     Ok(())

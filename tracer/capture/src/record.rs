@@ -77,6 +77,8 @@ pub enum Kind {
     NativeStack = 38,
     /// Native mode: a loaded segment of an ELF object: start, end, file offset, load bias, path.
     Module = 39,
+    /// Native mode, Python: addresses inside the interpreter's evaluation loop, found at start-up.
+    EvalLoop = 40,
     /// The line of one instruction of a code object whose line table was too large to send whole.
     Line = 51,
     /// The time (ns since the capture started) of the events that follow, written every 64 allocations.
@@ -84,7 +86,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 25] = [
+    pub const ALL: [Kind; 26] = [
         Kind::Malloc,
         Kind::Calloc,
         Kind::Realloc,
@@ -108,6 +110,7 @@ impl Kind {
         Kind::NativeNode,
         Kind::NativeStack,
         Kind::Module,
+        Kind::EvalLoop,
         Kind::Line,
         Kind::Time,
     ];
@@ -144,6 +147,7 @@ impl Kind {
             Kind::NativeNode => "native_node",
             Kind::NativeStack => "native_stack",
             Kind::Module => "module",
+            Kind::EvalLoop => "eval_loop",
         }
     }
 
@@ -436,6 +440,25 @@ pub fn put_module(
     pos + path.len()
 }
 
+/// Most addresses an eval-loop record carries.
+pub const MAX_EVAL_LOOP_ADDRESSES: usize = 64;
+
+/// Bytes an eval-loop record of `n` addresses takes.
+pub fn eval_loop_len(n: usize) -> usize {
+    1 + (n + 1) * crate::varint::MAX_VARINT_LEN
+}
+
+/// Encodes addresses inside the evaluation loop's code. `out` must hold [`eval_loop_len`] bytes
+/// from `pos`.
+pub fn put_eval_loop(out: &mut [u8], pos: usize, addresses: &[u64]) -> usize {
+    out[pos] = Kind::EvalLoop as u8;
+    let mut pos = put_varint(out, pos + 1, addresses.len() as u64);
+    for &a in addresses {
+        pos = put_varint(out, pos, a);
+    }
+    pos
+}
+
 /// One decoded record of a thread chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
@@ -480,6 +503,9 @@ pub enum Record {
         id: u32,
     },
     Module(ModuleSegment),
+    EvalLoop {
+        addresses: Vec<u64>,
+    },
 }
 
 impl Record {
@@ -496,6 +522,7 @@ impl Record {
             Record::NativeNode { .. } => Kind::NativeNode,
             Record::NativeStack { .. } => Kind::NativeStack,
             Record::Module(_) => Kind::Module,
+            Record::EvalLoop { .. } => Kind::EvalLoop,
         }
     }
 }
@@ -655,6 +682,14 @@ impl<'a> ChunkDecoder<'a> {
                     bias,
                     path,
                 }));
+            }
+            Kind::EvalLoop => {
+                // A count past the chunk's end fails at the chunk's end (nothing is reserved for it).
+                let n = self.cur.varint()?;
+                let addresses = (0..n)
+                    .map(|_| self.cur.varint())
+                    .collect::<Result<_, _>>()?;
+                return Ok(Record::EvalLoop { addresses });
             }
             _ => {}
         }
@@ -824,6 +859,7 @@ mod tests {
         pos = put_native_node(&mut buf, pos, 1, 0, 0x5555_1234);
         pos = put_native_node(&mut buf, pos, 300, 1, 0x7fff_0000_1234);
         pos = put_native_stack(&mut buf, pos, 300);
+        pos = put_eval_loop(&mut buf, pos, &[0x43_d73e, 0x5b_fab0]);
         let recs: Vec<Record> = ChunkDecoder::new(&buf[FRAME_PREFIX_LEN..pos])
             .unwrap()
             .map(|r| r.unwrap())
@@ -849,6 +885,9 @@ mod tests {
                     ip: 0x7fff_0000_1234
                 },
                 Record::NativeStack { id: 300 },
+                Record::EvalLoop {
+                    addresses: vec![0x43_d73e, 0x5b_fab0]
+                },
             ]
         );
     }

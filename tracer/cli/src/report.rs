@@ -63,7 +63,7 @@ pub fn stats(path: &Path, json: bool, native_only: bool) -> Result<()> {
         Stats::compute(&cap)
     } else {
         let modules = std::mem::take(&mut cap.modules);
-        let mut symbolizer = Symbolizer::new(&modules);
+        let mut symbolizer = Symbolizer::new(&modules, &cap.eval_loop);
         symbolizer.merge_hook_frames(&mut cap);
         let mut stats = Stats::compute(&cap);
         stats.symbolize(|id| symbolizer.stack(&cap.native.ips(id)));

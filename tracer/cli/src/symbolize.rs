@@ -10,7 +10,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use object::{Object, ObjectSymbol, SymbolKind};
+use addr2line::gimli::{self, UnwindSection};
+use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+use tracer_capture::native::EVAL_FRAME;
 use tracer_capture::record::ModuleSegment;
 use tracer_capture::{Capture, NativeFrame, NativeId, NativeTree};
 
@@ -19,6 +21,8 @@ struct Elf {
     dwarf: Option<addr2line::Loader>,
     /// Function symbols: (start, end, name), sorted by start.
     symbols: Vec<(u64, u64, String)>,
+    /// The file's bytes (for its unwind entries, read on demand).
+    data: Vec<u8>,
 }
 
 impl Elf {
@@ -43,7 +47,23 @@ impl Elf {
         Some(Elf {
             dwarf: addr2line::Loader::new(path).ok(),
             symbols,
+            data,
         })
+    }
+
+    /// The address range of the `.eh_frame` entry (FDE) that covers `addr` (file addresses).
+    fn unwind_range(&self, addr: u64) -> Option<(u64, u64)> {
+        let file = object::File::parse(&*self.data).ok()?;
+        let section = file.section_by_name(".eh_frame")?;
+        let eh_frame = gimli::EhFrame::new(section.data().ok()?, gimli::LittleEndian);
+        let mut bases = gimli::BaseAddresses::default().set_eh_frame(section.address());
+        if let Some(text) = file.section_by_name(".text") {
+            bases = bases.set_text(text.address());
+        }
+        let fde = eh_frame
+            .fde_for_address(&bases, addr, gimli::EhFrame::cie_from_offset)
+            .ok()?;
+        Some((fde.initial_address(), fde.end_address()))
     }
 
     /// The symbol whose range holds `addr` (a symbol of size 0 holds only its own address).
@@ -63,15 +83,46 @@ pub struct Symbolizer<'a> {
     modules: &'a [ModuleSegment],
     objects: HashMap<String, Option<Elf>>,
     cache: HashMap<u64, Vec<NativeFrame>>,
+    /// The evaluation loop's code: address ranges in the traced process.
+    eval_loop: Vec<(u64, u64)>,
 }
 
 impl<'a> Symbolizer<'a> {
-    pub fn new(modules: &'a [ModuleSegment]) -> Self {
-        Symbolizer {
+    /// A symbolizer for a capture's `modules`, `eval_loop` being its addresses inside the
+    /// evaluation loop (none in older captures: the loop is then known by its symbol only).
+    pub fn new(modules: &'a [ModuleSegment], eval_loop: &[u64]) -> Self {
+        let mut s = Symbolizer {
             modules,
             objects: HashMap::new(),
             cache: HashMap::new(),
+            eval_loop: Vec::new(),
+        };
+        for &addr in eval_loop {
+            if let Some(range) = s.unwind_range(addr) {
+                s.eval_loop.push(range);
+            }
         }
+        s
+    }
+
+    /// The segment holding `ip` (the last recorded over it: a later dlopen at the same place).
+    fn segment(&self, ip: u64) -> Option<&'a ModuleSegment> {
+        self.modules
+            .iter()
+            .rev()
+            .find(|m| (m.start..m.end).contains(&ip))
+    }
+
+    /// The unwind entry's range around `addr`, in process addresses.
+    fn unwind_range(&mut self, addr: u64) -> Option<(u64, u64)> {
+        let seg = self.segment(addr)?;
+        let elf = self
+            .objects
+            .entry(seg.path.clone())
+            .or_insert_with(|| Elf::open(&seg.path))
+            .as_ref()?;
+        let (start, end) = elf.unwind_range(addr.wrapping_sub(seg.bias))?;
+        Some((start.wrapping_add(seg.bias), end.wrapping_add(seg.bias)))
     }
 
     /// The frames of a stack of return addresses (innermost first): one or more per address (inlined
@@ -99,11 +150,7 @@ impl<'a> Symbolizer<'a> {
     /// Where the function holding return address `ip` starts, in the traced process (from the
     /// symbol table), if known.
     pub fn function_start(&mut self, ip: u64) -> Option<u64> {
-        let seg = self
-            .modules
-            .iter()
-            .rev()
-            .find(|m| (m.start..m.end).contains(&ip))?;
+        let seg = self.segment(ip)?;
         let elf = self
             .objects
             .entry(seg.path.clone())
@@ -146,13 +193,7 @@ impl<'a> Symbolizer<'a> {
             line: None,
             inlined: false,
         };
-        // The last segment recorded over the address wins (a later dlopen at the same place).
-        let Some(seg) = self
-            .modules
-            .iter()
-            .rev()
-            .find(|m| (m.start..m.end).contains(&ip))
-        else {
+        let Some(seg) = self.segment(ip) else {
             return vec![unknown("?")];
         };
         let library = Path::new(&seg.path)
@@ -206,6 +247,12 @@ impl<'a> Symbolizer<'a> {
                 f.function = name.to_string();
             }
             out.push(f);
+        }
+        let call = ip.wrapping_sub(1);
+        if self.eval_loop.iter().any(|r| (r.0..r.1).contains(&call)) {
+            if let Some(outer) = out.last_mut() {
+                outer.function = EVAL_FRAME.to_string();
+            }
         }
         out
     }

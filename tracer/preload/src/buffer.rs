@@ -265,6 +265,14 @@ impl ThreadBuffer {
 
     /// Writes the trie nodes the last capture made, and module segments the capture lacks.
     fn write_native_definitions(&mut self) {
+        if let Some(addresses) = native::eval_loop_to_write() {
+            let addresses = &addresses[..addresses.len().min(record::MAX_EVAL_LOOP_ADDRESSES)];
+            let len = record::eval_loop_len(addresses.len());
+            self.reserve(len);
+            let (w, _) = self.window(len);
+            let n = record::put_eval_loop(w, 0, addresses);
+            self.commit(n);
+        }
         let nodes = std::mem::take(&mut self.local.native.new_nodes);
         let mut modules = Vec::new();
         native::modules_to_write(&nodes, &mut modules);

@@ -582,9 +582,78 @@ pub fn after_dlclose() {
     MODULES.lock().loaded.clear();
 }
 
+/// Addresses inside the Python evaluation loop's code (see [`set_eval_loop`]), and whether the
+/// capture still lacks their record.
+static EVAL_LOOP: SpinLock<Vec<u64>> = SpinLock {
+    locked: AtomicBool::new(false),
+    value: std::cell::UnsafeCell::new(Vec::new()),
+};
+static EVAL_LOOP_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Remembers addresses inside the evaluation loop, for the next native event to write (the reader
+/// takes the functions holding them for the loop, whatever their symbols say).
+pub fn set_eval_loop(addresses: Vec<u64>) {
+    let mut known = EVAL_LOOP.lock();
+    *known = addresses;
+    EVAL_LOOP_PENDING.store(!known.is_empty(), Release);
+}
+
+/// The eval-loop addresses if the capture lacks their record (once: the caller writes it).
+#[inline(always)]
+pub fn eval_loop_to_write() -> Option<Vec<u64>> {
+    if !EVAL_LOOP_PENDING.load(Relaxed) || !EVAL_LOOP_PENDING.swap(false, Acquire) {
+        return None;
+    }
+    Some(EVAL_LOOP.lock().clone())
+}
+
+/// The calling thread's frames as (address, stack bottom), innermost first, from libgcc's unwinder:
+/// the address is where the frame is (a return address, except for the innermost), the bottom what
+/// `_Unwind_GetCFA` reports with it, which is the canonical frame address of the frame it called
+/// (its stack pointer at that call). So frame `k`'s own stack lies between its bottom and frame
+/// `k + 1`'s. For start-up work only: it is slower than [`unwind`].
+pub fn frames_with_cfa(max: usize) -> Vec<(usize, usize)> {
+    type Context = c_void;
+    extern "C" {
+        fn _Unwind_Backtrace(
+            trace: unsafe extern "C" fn(*mut Context, *mut c_void) -> c_int,
+            arg: *mut c_void,
+        ) -> c_int;
+        fn _Unwind_GetIP(ctx: *mut Context) -> usize;
+        fn _Unwind_GetCFA(ctx: *mut Context) -> usize;
+    }
+    const URC_NO_REASON: c_int = 0;
+    const URC_END_OF_STACK: c_int = 5;
+    struct Out {
+        frames: Vec<(usize, usize)>,
+        max: usize,
+    }
+    unsafe extern "C" fn each(ctx: *mut Context, arg: *mut c_void) -> c_int {
+        // SAFETY: `arg` is the `Out` passed below, alive for the whole walk; `ctx` is libgcc's.
+        let out = &mut *(arg as *mut Out);
+        out.frames.push((_Unwind_GetIP(ctx), _Unwind_GetCFA(ctx)));
+        if out.frames.len() >= out.max {
+            URC_END_OF_STACK
+        } else {
+            URC_NO_REASON
+        }
+    }
+    let mut out = Out {
+        frames: Vec::new(),
+        max,
+    };
+    // SAFETY: libgcc_s's unwinder (linked by this library) with a callback of the right signature.
+    unsafe { _Unwind_Backtrace(each, std::ptr::addr_of_mut!(out).cast()) };
+    out.frames
+}
+
 /// In a fork child: the new capture has none of the module map yet, and the lock may have been held
 /// by a thread that is not in the child.
 pub fn after_fork_in_child() {
+    EVAL_LOOP.locked.store(false, Release);
+    if !EVAL_LOOP.lock().is_empty() {
+        EVAL_LOOP_PENDING.store(true, Release);
+    }
     MODULES.locked.store(false, Release);
     let mut m = MODULES.lock();
     m.written = 0;

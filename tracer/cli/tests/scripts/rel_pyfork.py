@@ -4,6 +4,11 @@
 import os
 import sys
 import threading
+import warnings
+
+# 3.12+ warns that forking a threaded process may deadlock (with the pid in the message, which would
+# differ between the traced and the untraced run): that risk is what this test is about.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 stop = threading.Event()
 

@@ -65,11 +65,11 @@ pub fn intern(l: &Layout, code: usize) -> Interned {
         }
     }
     let id = INTERNED.fetch_add(1, Relaxed) as u32;
-    // SAFETY: as in `fingerprint`; the line table is a bytes object whose size is at offset 16.
+    // SAFETY: as in `fingerprint`; the line table is a bytes object.
     let table_len = if fp.linetable == 0 {
         0
     } else {
-        unsafe { ((fp.linetable + 16) as *const isize).read() }
+        unsafe { ((fp.linetable + l.bytes_size) as *const isize).read() }
     };
     let interned = Interned {
         id,

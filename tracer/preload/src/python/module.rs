@@ -62,7 +62,7 @@ unsafe extern "C" fn thread_trampoline(
     let Some(api) = capi::get() else {
         return std::ptr::null_mut();
     };
-    super::profile::install_on_this_thread(api);
+    super::profile::install(api, super::profile::Threads::This);
     (api.incref)(api.none);
     api.none
 }

@@ -1,5 +1,8 @@
-//! Provides the `profile` stack source: a native profile function (`PyEval_SetProfile`) that keeps a
-//! per-thread shadow stack of the frames being run. A push stores the frame object and its code
+//! Provides the `profile` stack source: a native profile function that keeps a per-thread shadow
+//! stack of the frames being run. It is installed at start with `PyEval_SetProfileAllThreads` where
+//! that exists (3.12 and later: every thread running then), else `PyEval_SetProfile` (the calling
+//! thread), and in each thread started later by the bootstrap's `threading.setprofile` trampoline. On
+//! 3.12 and later CPython delivers these calls through `sys.monitoring`. A push stores the frame object and its code
 //! object and nothing else; offsets are read, and code objects interned, only when an allocation needs
 //! the stack. In `noop` mode the function is installed but does nothing, which measures what CPython's
 //! profiling machinery costs by itself.
@@ -64,12 +67,23 @@ fn pop(shadow: &mut Vec<ShadowFrame>, frame: usize) {
     }
 }
 
-/// Installs the profile function on the calling thread and seeds its shadow stack with the frames
+/// Which threads [`install`] puts the profile function on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// The calling thread (a thread just started).
+    This,
+    /// Every thread of the interpreter where CPython can (3.12+), else the calling thread. Only the
+    /// calling thread's shadow stack is seeded: another thread's stack holds the frames it enters
+    /// from then on, and check mode does not compare it.
+    All,
+}
+
+/// Installs the profile function and seeds the calling thread's shadow stack with the frames
 /// already running (they will return through the profile function).
 ///
 /// # Safety
 /// The caller holds the GIL.
-pub unsafe fn install_on_this_thread(api: &capi::Api) {
+pub unsafe fn install(api: &capi::Api, threads: Threads) {
     let mut frames = Vec::new();
     let mut frame = (api.eval_get_frame)();
     if !frame.is_null() {
@@ -90,7 +104,10 @@ pub unsafe fn install_on_this_thread(api: &capi::Api) {
         py.shadow = frames;
         py.profiling = true;
     });
-    (api.set_profile)(Some(profile_function), std::ptr::null_mut());
+    match (threads, api.set_profile_all_threads) {
+        (Threads::All, Some(all)) => all(Some(profile_function), std::ptr::null_mut()),
+        _ => (api.set_profile)(Some(profile_function), std::ptr::null_mut()),
+    }
 }
 
 /// The shadow stack as frames with offsets, outermost first.

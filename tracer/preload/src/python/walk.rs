@@ -8,7 +8,7 @@
 //! (`process_vm_readv`, which fails instead of faulting) for the start-up self-check, so a wrong layout
 //! is detected without crashing the program.
 
-use super::layout::{CurrentFrame, InstrPointer, Layout};
+use super::layout::{CurrentFrame, Layout};
 
 /// The deepest stack recorded; deeper frames (the outermost ones) are left out.
 pub const MAX_DEPTH: usize = 1024;
@@ -24,6 +24,10 @@ pub trait Memory {
     fn word(&self, addr: usize) -> Option<usize>;
     fn byte(&self, addr: usize) -> Option<u8>;
     fn int(&self, addr: usize) -> Option<i32>;
+    /// `len` bytes from `addr`.
+    fn bytes(&self, addr: usize, len: usize) -> Option<Vec<u8>> {
+        (addr..addr + len).map(|a| self.byte(a)).collect()
+    }
 }
 
 /// Plain loads, for addresses the layout guarantees.
@@ -46,25 +50,34 @@ impl Memory for Direct {
         // SAFETY: as in `word`.
         Some(unsafe { (addr as *const i32).read() })
     }
+    fn bytes(&self, addr: usize, len: usize) -> Option<Vec<u8>> {
+        // SAFETY: as in `word`: the inline data of a live str or bytes object, `len` within its size.
+        Some(unsafe { std::slice::from_raw_parts(addr as *const u8, len) }.to_vec())
+    }
 }
 
 /// Loads through `process_vm_readv` on our own process: an unmapped address is an error, not a crash.
 pub struct Checked;
 
 impl Checked {
-    fn read<const N: usize>(&self, addr: usize) -> Option<[u8; N]> {
-        let mut buf = [0u8; N];
+    fn read_into(&self, addr: usize, buf: &mut [u8]) -> Option<()> {
         let local = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
-            iov_len: N,
+            iov_len: buf.len(),
         };
         let remote = libc::iovec {
             iov_base: addr as *mut libc::c_void,
-            iov_len: N,
+            iov_len: buf.len(),
         };
         // SAFETY: `local` describes `buf`; the kernel checks `remote` and fails on a bad address.
         let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-        (n == N as isize).then_some(buf)
+        (n == buf.len() as isize).then_some(())
+    }
+
+    fn read<const N: usize>(&self, addr: usize) -> Option<[u8; N]> {
+        let mut buf = [0u8; N];
+        self.read_into(addr, &mut buf)?;
+        Some(buf)
     }
 }
 
@@ -77,6 +90,13 @@ impl Memory for Checked {
     }
     fn int(&self, addr: usize) -> Option<i32> {
         self.read::<4>(addr).map(i32::from_ne_bytes)
+    }
+    fn bytes(&self, addr: usize, len: usize) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        if len > 0 {
+            self.read_into(addr, &mut buf)?;
+        }
+        Some(buf)
     }
 }
 
@@ -98,9 +118,10 @@ fn current_frame(m: &impl Memory, l: &Layout, tstate: usize) -> Option<usize> {
 }
 
 /// Walks the frames of `tstate` into `out`, outermost first. Frames that have not started running
-/// their code (CPython calls them incomplete) and C-stack shim frames are skipped, as CPython's own
-/// tracebacks do. Stops at anything that is not a code object (`code_type` is `PyCode_Type`).
-/// Returns false if a read failed (only `Checked` reads fail).
+/// their code (CPython calls them incomplete) and frames that run no Python code (the C-stack and
+/// interpreter shims) are skipped, as CPython's own tracebacks do. Stops at anything that is not a
+/// code object (`code_type` is `PyCode_Type`). Returns false if a read failed (only `Checked` reads
+/// fail).
 pub fn walk(
     m: &impl Memory,
     l: &Layout,
@@ -113,41 +134,26 @@ pub fn walk(
         return false;
     };
     while frame != 0 && out.len() < MAX_DEPTH {
-        let Some(code) = m.word(frame + l.frame_code) else {
-            return false;
-        };
         let Some(owner) = m.byte(frame + l.frame_owner) else {
             return false;
         };
-        if l.owned_by_cstack != Some(owner) {
-            if code == 0 || m.word(code + 8) != Some(code_type) {
+        if owner < l.first_shim_owner {
+            let Some(code) = m.word(frame + l.frame_code) else {
+                return false;
+            };
+            let code = code & !l.code_tag_bits;
+            if code == 0 || m.word(code + l.ob_type) != Some(code_type) {
                 break;
             }
             let start = code + l.code_adaptive;
-            let Some(first_traceable) = m.int(code + l.code_first_traceable) else {
+            let (Some(first_traceable), Some(instr)) = (
+                m.int(code + l.code_first_traceable),
+                m.word(frame + l.frame_instr),
+            ) else {
                 return false;
             };
-            let (instr, incomplete) = match l.frame_instr {
-                InstrPointer::Previous(off) => {
-                    let Some(prev) = m.word(frame + off) else {
-                        return false;
-                    };
-                    (
-                        prev,
-                        owner != l.owned_by_generator
-                            && prev < start + 2 * first_traceable as usize,
-                    )
-                }
-                InstrPointer::Current(off) => {
-                    let Some(cur) = m.word(frame + off) else {
-                        return false;
-                    };
-                    (
-                        cur,
-                        owner != l.owned_by_generator && cur < start + 2 * first_traceable as usize,
-                    )
-                }
-            };
+            let incomplete =
+                owner != l.owned_by_generator && instr < start + 2 * first_traceable as usize;
             if !incomplete {
                 out.push(RawFrame {
                     code,
@@ -164,6 +170,24 @@ pub fn walk(
     true
 }
 
+/// The addresses of the frames of `tstate` that run no Python code (owner from
+/// `first_shim_owner` up), innermost first: from 3.12 on, the evaluation loop keeps one such frame in
+/// its own C stack frame for each time it is entered. Reads through `m`; None if a read failed.
+pub fn shim_frames(m: &impl Memory, l: &Layout, tstate: usize) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut frame = current_frame(m, l, tstate)?;
+    for _ in 0..MAX_DEPTH {
+        if frame == 0 {
+            break;
+        }
+        if m.byte(frame + l.frame_owner)? >= l.first_shim_owner {
+            out.push(frame);
+        }
+        frame = m.word(frame + l.frame_previous)?;
+    }
+    Some(out)
+}
+
 /// What a code object's definition record holds.
 pub struct CodeInfo {
     pub first_line: u32,
@@ -176,40 +200,44 @@ pub struct CodeInfo {
 const MAX_LINETABLE: usize = 16 << 10;
 const MAX_NAME: usize = 1024;
 
-/// Reads a `str` object (compact strings, which code names and file names are).
-fn read_str(l: &Layout, obj: usize) -> String {
+/// Reads a `str` object (compact strings, which code names and file names are; a legacy string reads
+/// as `?`). None only if a read failed.
+pub fn read_str(m: &impl Memory, l: &Layout, obj: usize) -> Option<String> {
     if obj == 0 {
-        return String::new();
+        return Some(String::new());
     }
-    // SAFETY: `obj` is a str object referenced by a live code object of this thread; the fields read
-    // are its header and its inline data, `length` characters of `kind` bytes.
-    unsafe {
-        let len = ((obj + 16) as *const isize)
-            .read()
-            .clamp(0, MAX_NAME as isize) as usize;
-        let state = ((obj + 32) as *const u32).read();
-        let kind = (state >> 2) & 7;
-        let compact = state & (1 << 5) != 0;
-        let ascii = state & (1 << 6) != 0;
-        if !compact {
-            return "?".into();
-        }
-        if ascii {
-            let bytes = std::slice::from_raw_parts((obj + l.ascii_size) as *const u8, len);
-            return String::from_utf8_lossy(bytes).into_owned();
-        }
-        let data = obj + l.compact_size;
-        (0..len)
-            .map(|i| {
-                let c = match kind {
-                    1 => u32::from(((data + i) as *const u8).read()),
-                    2 => u32::from(((data + 2 * i) as *const u16).read()),
-                    _ => ((data + 4 * i) as *const u32).read(),
-                };
-                char::from_u32(c).unwrap_or('?')
+    let len = (m.word(obj + l.str_length)? as isize).clamp(0, MAX_NAME as isize) as usize;
+    let state = m.int(obj + l.str_state)? as u32;
+    let kind = ((state >> 2) & 7) as usize;
+    let compact = state & (1 << 5) != 0;
+    let ascii = state & (1 << 6) != 0;
+    if !compact || !matches!(kind, 1 | 2 | 4) {
+        return Some("?".into());
+    }
+    if ascii {
+        let bytes = m.bytes(obj + l.ascii_size, len)?;
+        return Some(String::from_utf8_lossy(&bytes).into_owned());
+    }
+    let data = m.bytes(obj + l.compact_size, len * kind)?;
+    Some(
+        data.chunks_exact(kind)
+            .map(|c| {
+                let mut unit = [0u8; 4];
+                unit[..kind].copy_from_slice(c);
+                char::from_u32(u32::from_le_bytes(unit)).unwrap_or('?')
             })
-            .collect()
+            .collect(),
+    )
+}
+
+/// A code object's line table, copied (cut at `max` bytes). None only if a read failed.
+pub fn read_linetable(m: &impl Memory, l: &Layout, code: usize, max: usize) -> Option<Vec<u8>> {
+    let obj = m.word(code + l.code_linetable)?;
+    if obj == 0 {
+        return Some(Vec::new());
     }
+    let len = (m.word(obj + l.bytes_size)? as isize).clamp(0, max as isize) as usize;
+    m.bytes(obj + l.bytes_data, len)
 }
 
 /// A code object's line table, in place.
@@ -221,8 +249,8 @@ pub unsafe fn linetable<'a>(l: &Layout, code: usize) -> &'a [u8] {
     if obj == 0 {
         return &[];
     }
-    let len = ((obj + 16) as *const isize).read().max(0) as usize;
-    std::slice::from_raw_parts((obj + 32) as *const u8, len)
+    let len = ((obj + l.bytes_size) as *const isize).read().max(0) as usize;
+    std::slice::from_raw_parts((obj + l.bytes_data) as *const u8, len)
 }
 
 /// Reads what a code object's definition needs (name, file, first line, line table).
@@ -230,19 +258,17 @@ pub unsafe fn linetable<'a>(l: &Layout, code: usize) -> &'a [u8] {
 /// # Safety
 /// `code` must be a live code object (it is: it was found in a running frame of this thread).
 pub unsafe fn code_info(l: &Layout, code: usize) -> CodeInfo {
-    let linetable_obj = ((code + l.code_linetable) as *const usize).read();
-    let linetable = if linetable_obj == 0 {
-        Vec::new()
-    } else {
-        let len = ((linetable_obj + 16) as *const isize)
-            .read()
-            .clamp(0, MAX_LINETABLE as isize) as usize;
-        std::slice::from_raw_parts((linetable_obj + 32) as *const u8, len).to_vec()
-    };
+    let m = &Direct;
     CodeInfo {
-        first_line: ((code + l.code_first_line) as *const i32).read().max(0) as u32,
-        name: read_str(l, ((code + l.code_qualname) as *const usize).read()),
-        filename: read_str(l, ((code + l.code_filename) as *const usize).read()),
-        linetable,
+        first_line: m.int(code + l.code_first_line).unwrap_or(0).max(0) as u32,
+        name: m
+            .word(code + l.code_qualname)
+            .and_then(|q| read_str(m, l, q))
+            .unwrap_or_default(),
+        filename: m
+            .word(code + l.code_filename)
+            .and_then(|f| read_str(m, l, f))
+            .unwrap_or_default(),
+        linetable: read_linetable(m, l, code, MAX_LINETABLE).unwrap_or_default(),
     }
 }
