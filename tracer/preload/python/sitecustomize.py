@@ -9,7 +9,25 @@ import _alloc_tracer
 if _alloc_tracer.start(sys._getframe()):
     import threading
 
+    # The profile stack source keeps its function installed in every thread; the program's own
+    # sys.setprofile and threading.setprofile chain behind it (tracer/preload/src/python/profile.rs).
+    _alloc_tracer.wrap_sys(sys)
     threading.setprofile(_alloc_tracer.thread_trampoline)
+
+    def _threading_wrappers():
+        def setprofile(func):
+            _alloc_tracer.set_thread_profile(func)
+
+        def getprofile():
+            return _alloc_tracer.thread_profile()
+
+        for wrapper, original in ((setprofile, threading.setprofile), (getprofile, threading.getprofile)):
+            wrapper.__module__ = original.__module__
+            wrapper.__doc__ = original.__doc__
+        threading.setprofile, threading.getprofile = setprofile, getprofile
+
+    _threading_wrappers()
+    del _threading_wrappers
 
 
 def _chain():

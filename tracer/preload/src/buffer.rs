@@ -449,11 +449,17 @@ impl ThreadBuffer {
 
     /// Check mode: compares the walked stack (in `scratch`) with the profile source's. Not compared:
     /// a walked stack with one more frame on top (a call or return the profile function has not been
-    /// told of yet), and threads where the profile function is not installed yet.
+    /// told of yet), threads where the profile function is not installed yet, a shadow stack waiting
+    /// to be rebuilt, and allocations made by the program's own profile or trace function (CPython
+    /// sends no profile events while one runs).
     fn check_stack(&mut self, layout: &python::layout::Layout) {
         use std::sync::atomic::Ordering::Relaxed;
         let py = &mut self.local.py;
-        if !py.profiling {
+        if !py.profiling
+            || !python::profile::shadow_is_current(py)
+            || py.in_chained
+            || python::profile::inside_a_trace_function()
+        {
             python::CHECK_SKIPPED.fetch_add(1, Relaxed);
             return;
         }

@@ -11,6 +11,7 @@ pub type ProfileFunc =
 
 pub const PYTRACE_CALL: c_int = 0;
 pub const PYTRACE_RETURN: c_int = 3;
+pub const PYTRACE_C_RETURN: c_int = 6;
 
 /// `PyMemAllocatorEx`.
 #[repr(C)]
@@ -54,7 +55,19 @@ pub struct Api {
     pub module_create: unsafe extern "C" fn(*mut c_void, c_int) -> *mut PyObject,
     pub mem_get_allocator: unsafe extern "C" fn(c_int, *mut MemAllocator),
     pub mem_set_allocator: unsafe extern "C" fn(c_int, *mut MemAllocator),
+    /// For the profile source's coexistence with the program's own profilers (`profile.rs`).
+    pub gil_check: unsafe extern "C" fn() -> c_int,
+    pub add_pending_call: unsafe extern "C" fn(PendingCall, *mut c_void) -> c_int,
+    pub call_function_obj_args: unsafe extern "C" fn(*mut PyObject, ...) -> *mut PyObject,
+    pub set_attr_string: unsafe extern "C" fn(*mut PyObject, *const c_char, *mut PyObject) -> c_int,
+    pub cfunction_new_ex:
+        unsafe extern "C" fn(*mut c_void, *mut PyObject, *mut PyObject) -> *mut PyObject,
+    pub unicode_from_string: unsafe extern "C" fn(*const c_char) -> *mut PyObject,
+    pub call: unsafe extern "C" fn(*mut PyObject, *mut PyObject, *mut PyObject) -> *mut PyObject,
 }
+
+/// A function for `Py_AddPendingCall`.
+pub type PendingCall = unsafe extern "C" fn(*mut c_void) -> c_int;
 
 // SAFETY: the pointers are addresses of functions and static objects of the interpreter, valid for
 // the life of the process and usable from any thread (under the API's own GIL rules).
@@ -113,6 +126,13 @@ fn load() -> Option<Api> {
         module_create: resolve!(c"PyModule_Create2"),
         mem_get_allocator: resolve!(c"PyMem_GetAllocator"),
         mem_set_allocator: resolve!(c"PyMem_SetAllocator"),
+        gil_check: resolve!(c"PyGILState_Check"),
+        add_pending_call: resolve!(c"Py_AddPendingCall"),
+        call_function_obj_args: resolve!(c"PyObject_CallFunctionObjArgs"),
+        set_attr_string: resolve!(c"PyObject_SetAttrString"),
+        cfunction_new_ex: resolve!(c"PyCFunction_NewEx"),
+        unicode_from_string: resolve!(c"PyUnicode_FromString"),
+        call: resolve!(c"PyObject_Call"),
     })
 }
 

@@ -74,6 +74,17 @@ pub struct PyThread {
     /// The profile function is installed on this thread (a new thread runs a few frames of
     /// `threading` before it is, which the profile source cannot see).
     pub profiling: bool,
+    /// The program's own profile function (`c_profilefunc`), which the tracer's calls on every event
+    /// while the program has one set (0: none). See `profile.rs`.
+    pub chained: usize,
+    /// The shadow stack missed events (the program's profiler displaced the tracer's function for a
+    /// while): rebuilt from the frames at the next profile event; until then stacks are walked.
+    pub resync: bool,
+    /// Inside the program's profile function (its frames are invisible to the profile source).
+    pub in_chained: bool,
+    /// The next event is the `c_return` of the `sys.setprofile` call that installed the program's
+    /// first function, which it would not see untraced.
+    pub skip_c_return: bool,
     /// The stack the capture last recorded for this thread (since the chunk began).
     pub emitted: Vec<Emitted>,
     pub scratch: Vec<RawFrame>,
@@ -108,7 +119,13 @@ pub fn current_stack(source: Source, py: &mut PyThread) {
     let mut out = std::mem::take(&mut py.scratch);
     match source {
         Source::Walk | Source::Check => walked_stack(&mut out),
-        Source::Profile => profile::stack(&py.shadow, &mut out),
+        Source::Profile => {
+            if profile::shadow_is_current(py) {
+                profile::stack(&py.shadow, &mut out)
+            } else {
+                walked_stack(&mut out)
+            }
+        }
         Source::Off | Source::Noop => out.clear(),
     }
     py.scratch = out;
@@ -340,6 +357,7 @@ pub unsafe fn start(api: &capi::Api, frame: *mut PyObject) -> bool {
         Err(_) => {}
     }
     if matches!(source, Source::Profile | Source::Noop | Source::Check) {
+        profile::find_profile_slots(api, frame);
         profile::install(api, profile::Threads::All);
     }
     if crate::config::python_allocators() {

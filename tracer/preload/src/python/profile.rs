@@ -6,12 +6,98 @@
 //! object and nothing else; offsets are read, and code objects interned, only when an allocation needs
 //! the stack. In `noop` mode the function is installed but does nothing, which measures what CPython's
 //! profiling machinery costs by itself.
+//!
+//! A thread has one profile function, and the program may want it too (cProfile, pyinstrument, a
+//! `sys.setprofile` of its own). The tracer's function stays in place and *chains*: while the program
+//! has a function set, the tracer's calls it on every event with the program's own object, so the
+//! program's profiler sees exactly its events, and `sys.getprofile()` returns what it set.
+//! - `sys.setprofile` is replaced by [`setprofile`] (same name and module): it lets CPython install
+//!   the program's function, then puts the tracer's back in front of it ([`take_over`]).
+//! - A C extension calling `PyEval_SetProfile` itself displaces the tracer's function. The next
+//!   allocation notices (it reads the thread state's `c_profilefunc`, whose offset [`find_profile_slots`]
+//!   finds at start-up) and puts the tracer's back in front of it; if the program removed every
+//!   function, a pending call re-installs the tracer's on the main thread.
+//! - Events missed meanwhile leave the shadow stack stale: it is rebuilt from the frames at the next
+//!   profile event, and until then allocations take their stack from the frame walk.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU16, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 
-use super::capi::{self, PyObject, PYTRACE_CALL, PYTRACE_RETURN};
+use super::capi::{self, ProfileFunc, PyObject, PYTRACE_CALL, PYTRACE_C_RETURN, PYTRACE_RETURN};
 use super::walk::RawFrame;
+use super::PyThread;
 use crate::track;
+
+/// Offsets of `c_profilefunc` and `c_profileobj` in the thread state (0: unknown).
+static PROFILE_FUNC_SLOT: AtomicUsize = AtomicUsize::new(0);
+static PROFILE_OBJ_SLOT: AtomicUsize = AtomicUsize::new(0);
+/// Offset of the thread state's `tracing` counter (CPython runs a trace or profile function while it
+/// is not 0, and delivers no profile events then), and whether it was confirmed.
+static TRACING_SLOT: AtomicUsize = AtomicUsize::new(0);
+static TRACING_CHECK: AtomicU8 = AtomicU8::new(TRACING_UNUSABLE);
+/// How far before `c_profilefunc` `tracing` may be (20 bytes in 3.11 to 3.14, 40 in 3.15), and which
+/// of those read 0 at start-up (bits).
+const TRACING_CANDIDATES: [usize; 9] = [16, 20, 24, 28, 32, 36, 40, 44, 48];
+static TRACING_ZERO: AtomicU16 = AtomicU16::new(0);
+const TRACING_UNUSABLE: u8 = 0;
+const TRACING_UNVERIFIED: u8 = 1;
+const TRACING_OK: u8 = 2;
+
+/// Inside a return event (`what` 3) `tracing` is 1 and `what_event` is 3: picks the candidate that
+/// went from 0 to 1 (once). Until then `TRACING_SLOT` holds the offset of `c_profilefunc`.
+fn verify_tracing_slot() {
+    let Some(api) = capi::loaded() else { return };
+    let func = TRACING_SLOT.load(Relaxed);
+    let zero = TRACING_ZERO.load(Relaxed);
+    // SAFETY: reads this thread's own live thread state at offsets inside it.
+    let found = unsafe {
+        let tstate = (api.gilstate_this_thread)() as usize;
+        let mut ones = TRACING_CANDIDATES.iter().enumerate().filter(|&(i, &back)| {
+            zero & (1 << i) != 0
+                && tstate != 0
+                && ((tstate + func - back) as *const i32).read() == 1
+        });
+        // Exactly one candidate, or none is trusted.
+        match (ones.next(), ones.next()) {
+            (Some((_, &back)), None) => Some(back),
+            _ => None,
+        }
+    };
+    match found {
+        Some(back) => {
+            TRACING_SLOT.store(func - back, Relaxed);
+            TRACING_CHECK.store(TRACING_OK, Relaxed);
+        }
+        None => TRACING_CHECK.store(TRACING_UNUSABLE, Relaxed),
+    }
+}
+
+/// Whether CPython is running a trace or profile function on this thread now (coverage's trace
+/// function calling back into Python, say): frames it runs never reach a profile function.
+pub fn inside_a_trace_function() -> bool {
+    if TRACING_CHECK.load(Relaxed) != TRACING_OK {
+        return false;
+    }
+    let Some(api) = capi::loaded() else {
+        return false;
+    };
+    // SAFETY: reads this thread's own live thread state at the confirmed offset.
+    unsafe {
+        let tstate = (api.gilstate_this_thread)() as usize;
+        tstate != 0 && ((tstate + TRACING_SLOT.load(Relaxed)) as *const i32).read() > 0
+    }
+}
+
+/// Some thread has chained a function of the program's (the `noop` source then does more than nothing).
+static ANY_CHAINED: AtomicBool = AtomicBool::new(false);
+/// A re-install is scheduled with `Py_AddPendingCall`.
+static REINSTALL_PENDING: AtomicBool = AtomicBool::new(false);
+/// The function object of [`setprofile`] (the event argument of its `c_return`).
+static WRAPPER: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
+/// CPython's own `sys.setprofile`, which [`setprofile`] calls.
+static ORIGINAL_SETPROFILE: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
 
 /// A frame on the shadow stack. The frame object is borrowed: it lives as long as its frame runs,
 /// and the frame is popped when it returns.
@@ -32,31 +118,308 @@ fn code_of(api: &capi::Api, frame: *mut PyObject) -> usize {
     }
 }
 
-/// The profile function: push on call, pop on return, nothing for the other events.
+/// The profile function: push on call, pop on return, nothing for the other events; and the
+/// program's own function, when it has one, on every event.
 pub unsafe extern "C" fn profile_function(
-    _: *mut PyObject,
+    obj: *mut PyObject,
     frame: *mut PyObject,
     what: c_int,
-    _: *mut PyObject,
+    arg: *mut PyObject,
 ) -> c_int {
-    if super::source() == super::Source::Noop {
+    let recording = super::source() != super::Source::Noop;
+    if what == PYTRACE_RETURN && TRACING_CHECK.load(Relaxed) == TRACING_UNVERIFIED {
+        verify_tracing_slot();
+    }
+    if !recording && !ANY_CHAINED.load(Relaxed) {
         return 0;
     }
     let Some(api) = capi::loaded() else { return 0 };
-    match what {
-        PYTRACE_CALL => {
-            let code = code_of(api, frame);
-            track::with_buffer(|b| {
-                b.python().shadow.push(ShadowFrame {
-                    frame: frame as usize,
-                    code,
-                })
-            });
+    let code = if recording && what == PYTRACE_CALL {
+        code_of(api, frame)
+    } else {
+        0
+    };
+    // The common case, no function of the program's and nothing missed, is this one visit.
+    let (mut chained, mut resync) = (0, false);
+    track::with_buffer(|b| {
+        let py = b.python();
+        (chained, resync) = (py.chained, py.resync);
+        if recording && !resync && chained == 0 {
+            apply(&mut py.shadow, what, frame as usize, code);
         }
-        PYTRACE_RETURN => track::with_buffer(|b| pop(&mut b.python().shadow, frame as usize)),
+    });
+    if chained == 0 && !resync {
+        return 0;
+    }
+    chained_event(api, obj, frame, what, arg, recording, chained, resync, code)
+}
+
+/// A call or return on the shadow stack.
+fn apply(shadow: &mut Vec<ShadowFrame>, what: c_int, frame: usize, code: usize) {
+    match what {
+        // A rebuilt stack already holds the frame being entered.
+        PYTRACE_CALL if shadow.last().map(|f| f.frame) != Some(frame) => {
+            shadow.push(ShadowFrame { frame, code })
+        }
+        PYTRACE_RETURN => pop(shadow, frame),
         _ => {}
     }
+}
+
+/// The rest of [`profile_function`] when the program has a function of its own or the shadow stack
+/// must be rebuilt.
+#[cold]
+#[allow(clippy::too_many_arguments)]
+unsafe fn chained_event(
+    api: &capi::Api,
+    obj: *mut PyObject,
+    frame: *mut PyObject,
+    what: c_int,
+    arg: *mut PyObject,
+    recording: bool,
+    chained: usize,
+    resync: bool,
+    code: usize,
+) -> c_int {
+    if recording && resync {
+        // Rebuilt outside the tracer's guard: materialising frame objects allocates.
+        let frames = running_frames(api);
+        track::with_buffer(|b| {
+            let py = b.python();
+            py.shadow = frames;
+            py.resync = false;
+        });
+    }
+    // On a call the frame is pushed before the program's function runs, on a return popped after
+    // it: an allocation it makes sees the frame, as the walk does.
+    if recording && what != PYTRACE_RETURN {
+        track::with_buffer(|b| apply(&mut b.python().shadow, what, frame as usize, code));
+    }
+    let mut rc = 0;
+    let mut skip = false;
+    track::with_buffer(|b| {
+        let py = b.python();
+        // The return from the `sys.setprofile` that installed the program's first function: untraced,
+        // that call started with no profiler, so its function never sees it return.
+        skip = py.skip_c_return && what == PYTRACE_C_RETURN && arg == WRAPPER.load(Relaxed);
+        py.skip_c_return = false;
+    });
+    if chained != 0 && !skip {
+        track::with_buffer(|b| b.python().in_chained = true);
+        // SAFETY: `chained` is the function the program installed, called as CPython would have
+        // called it, with the object the program installed it with.
+        let f: ProfileFunc = std::mem::transmute(chained);
+        rc = f(obj, frame, what, arg);
+        track::with_buffer(|b| {
+            let py = b.python();
+            py.in_chained = false;
+            if rc != 0 {
+                // Its function failed: CPython's trampoline has removed it (and so ours).
+                py.chained = 0;
+                py.resync = true;
+            }
+        });
+    }
+    if recording && what == PYTRACE_RETURN {
+        track::with_buffer(|b| apply(&mut b.python().shadow, what, frame as usize, code));
+    }
+    rc
+}
+
+/// Whether the shadow stack describes the thread now: the tracer's function is in place (checked here,
+/// put back if the program displaced it) and no event was missed.
+pub fn shadow_is_current(py: &mut PyThread) -> bool {
+    if py.profiling && !py.resync {
+        check_in_place(py);
+    }
+    !py.resync
+}
+
+/// Puts the tracer's function back in front of one the program installed through the C API (found
+/// in place of ours in `c_profilefunc`), or schedules its re-install if the program removed it.
+fn check_in_place(py: &mut PyThread) {
+    let slot = PROFILE_FUNC_SLOT.load(Relaxed);
+    let Some(api) = capi::loaded() else { return };
+    // SAFETY: PyGILState_Check and PyGILState_GetThisThreadState only read this thread's state.
+    let tstate = unsafe {
+        if slot == 0 || (api.gil_check)() == 0 {
+            return;
+        }
+        (api.gilstate_this_thread)() as usize
+    };
+    if tstate == 0 {
+        return;
+    }
+    let ours = profile_function as ProfileFunc as usize;
+    // SAFETY: `slot` is the offset of `c_profilefunc` in this thread's live thread state, found by
+    // `find_profile_slots`; this thread holds the GIL, so no other thread writes it now.
+    unsafe {
+        let func = ((tstate + slot) as *mut usize).read();
+        if func == ours {
+            return;
+        }
+        if func != 0 {
+            // The program's object stays in `c_profileobj`: ours passes it on.
+            ((tstate + slot) as *mut usize).write(ours);
+            py.chained = func;
+            ANY_CHAINED.store(true, Relaxed);
+        } else {
+            py.chained = 0;
+            schedule_reinstall(api);
+        }
+    }
+    py.resync = true;
+}
+
+fn schedule_reinstall(api: &capi::Api) {
+    if REINSTALL_PENDING.swap(true, Relaxed) {
+        return;
+    }
+    // SAFETY: Py_AddPendingCall may be called from any thread, with or without the GIL; it
+    // allocates nothing (a fixed queue under a lock).
+    if unsafe { (api.add_pending_call)(reinstall, std::ptr::null_mut()) } != 0 {
+        REINSTALL_PENDING.store(false, Relaxed);
+    }
+}
+
+/// Runs on the main thread at a safe point: re-installs the tracer's function there if it is gone.
+unsafe extern "C" fn reinstall(_: *mut c_void) -> c_int {
+    REINSTALL_PENDING.store(false, Relaxed);
+    if let Some(api) = capi::loaded() {
+        take_over(api);
+    }
     0
+}
+
+/// Puts the tracer's function in front of whatever this thread has now: chained to the program's
+/// if it has one, alone (with a rebuilt shadow stack) if not.
+///
+/// # Safety
+/// The caller holds the GIL.
+pub unsafe fn take_over(api: &capi::Api) {
+    let (func_slot, obj_slot) = (
+        PROFILE_FUNC_SLOT.load(Relaxed),
+        PROFILE_OBJ_SLOT.load(Relaxed),
+    );
+    let tstate = (api.gilstate_this_thread)() as usize;
+    if func_slot == 0 || tstate == 0 {
+        install(api, Threads::This);
+        return;
+    }
+    let func = ((tstate + func_slot) as *const usize).read();
+    let ours = profile_function as ProfileFunc as usize;
+    if func == ours {
+        return;
+    }
+    if func == 0 {
+        track::with_buffer(|b| b.python().chained = 0);
+        install(api, Threads::This);
+        return;
+    }
+    let obj = ((tstate + obj_slot) as *const *mut PyObject).read();
+    track::with_buffer(|b| b.python().chained = func);
+    ANY_CHAINED.store(true, Relaxed);
+    // PyEval_SetProfile takes a reference to `obj` before dropping the one it held: the program's
+    // object stays alive.
+    (api.set_profile)(Some(profile_function), obj);
+}
+
+/// Finds where the thread state keeps the profile function and its object, by installing a marker
+/// function with a known object and looking for both (every version since 3.11 keeps them as
+/// `c_profilefunc` and `c_profileobj`; their offsets move from version to version).
+///
+/// # Safety
+/// The caller holds the GIL; `marker_obj` is a live object (the bootstrap's frame).
+pub unsafe fn find_profile_slots(api: &capi::Api, marker_obj: *mut PyObject) {
+    unsafe extern "C" fn marker(
+        _: *mut PyObject,
+        _: *mut PyObject,
+        _: c_int,
+        _: *mut PyObject,
+    ) -> c_int {
+        0
+    }
+    let tstate = (api.gilstate_this_thread)() as usize;
+    if tstate == 0 || marker_obj.is_null() {
+        return;
+    }
+    (api.set_profile)(Some(marker), marker_obj);
+    let words = tstate as *const usize;
+    let find = |value: usize| {
+        (0..128)
+            .find(|&i| words.add(i).read() == value)
+            .map(|i| i * 8)
+    };
+    if let (Some(func), Some(obj)) = (
+        find(marker as ProfileFunc as usize),
+        find(marker_obj as usize),
+    ) {
+        PROFILE_FUNC_SLOT.store(func, Relaxed);
+        PROFILE_OBJ_SLOT.store(obj, Relaxed);
+        // `int tracing` comes shortly before `c_profilefunc` in 3.11 to 3.15 (then `what_event`, the
+        // current frame or CFrame pointer, and in 3.15 more fields). The candidates that read 0 here, outside any event, are
+        // kept; the first return event picks the one that reads 1 (`verify_tracing_slot`).
+        let mut zero = 0u16;
+        for (i, back) in TRACING_CANDIDATES.iter().enumerate() {
+            if func >= *back && ((tstate + func - back) as *const i32).read() == 0 {
+                zero |= 1 << i;
+            }
+        }
+        TRACING_SLOT.store(func, Relaxed);
+        TRACING_ZERO.store(zero, Relaxed);
+        TRACING_CHECK.store(TRACING_UNVERIFIED, Relaxed);
+    }
+    (api.set_profile)(None, std::ptr::null_mut());
+}
+
+/// `sys.setprofile`, as the program sees it: CPython's installs the program's function, then the
+/// tracer's goes back in front of it.
+///
+/// # Safety
+/// Called by the interpreter with the GIL held.
+pub unsafe extern "C" fn setprofile(_sys: *mut PyObject, func: *mut PyObject) -> *mut PyObject {
+    let Some(api) = capi::loaded() else {
+        return std::ptr::null_mut();
+    };
+    let original = ORIGINAL_SETPROFILE.load(Relaxed);
+    let mut had_one = false;
+    track::with_buffer(|b| had_one = b.python().chained != 0);
+    let result = (api.call_function_obj_args)(original, func, std::ptr::null_mut::<PyObject>());
+    if result.is_null() {
+        return result;
+    }
+    take_over(api);
+    track::with_buffer(|b| {
+        let py = b.python();
+        py.skip_c_return = !had_one && py.chained != 0;
+    });
+    result
+}
+
+/// Replaces `sys.setprofile` with [`setprofile`], a function of the `sys` module named the same.
+///
+/// # Safety
+/// The caller holds the GIL; `sys` is the `sys` module; `def` is a `PyMethodDef` for
+/// [`setprofile`] that lives for ever.
+pub unsafe fn wrap_sys_setprofile(api: &capi::Api, sys: *mut PyObject, def: *mut c_void) -> bool {
+    let original = (api.get_attr_string)(sys, c"setprofile".as_ptr());
+    if original.is_null() {
+        return false;
+    }
+    let module_name = (api.unicode_from_string)(c"sys".as_ptr());
+    let wrapper = (api.cfunction_new_ex)(def, sys, module_name);
+    if !module_name.is_null() {
+        (api.decref)(module_name);
+    }
+    if wrapper.is_null() {
+        (api.decref)(original);
+        return false;
+    }
+    ORIGINAL_SETPROFILE.store(original, Relaxed); // kept for ever
+    WRAPPER.store(wrapper, Relaxed); // sys keeps it alive
+    let ok = (api.set_attr_string)(sys, c"setprofile".as_ptr(), wrapper) == 0;
+    (api.decref)(wrapper);
+    ok
 }
 
 /// Pops `frame`, and whatever is above it; a frame the stack never saw (entered before tracing
@@ -67,23 +430,11 @@ fn pop(shadow: &mut Vec<ShadowFrame>, frame: usize) {
     }
 }
 
-/// Which threads [`install`] puts the profile function on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Threads {
-    /// The calling thread (a thread just started).
-    This,
-    /// Every thread of the interpreter where CPython can (3.12+), else the calling thread. Only the
-    /// calling thread's shadow stack is seeded: another thread's stack holds the frames it enters
-    /// from then on, and check mode does not compare it.
-    All,
-}
-
-/// Installs the profile function and seeds the calling thread's shadow stack with the frames
-/// already running (they will return through the profile function).
+/// The frames running on the calling thread, outermost first.
 ///
 /// # Safety
 /// The caller holds the GIL.
-pub unsafe fn install(api: &capi::Api, threads: Threads) {
+unsafe fn running_frames(api: &capi::Api) -> Vec<ShadowFrame> {
     let mut frames = Vec::new();
     let mut frame = (api.eval_get_frame)();
     if !frame.is_null() {
@@ -99,10 +450,33 @@ pub unsafe fn install(api: &capi::Api, threads: Threads) {
         frame = back;
     }
     frames.reverse();
+    frames
+}
+
+/// Which threads [`install`] puts the profile function on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// The calling thread (a thread just started, or one whose function the program removed).
+    This,
+    /// Every thread of the interpreter where CPython can (3.12+), else the calling thread. Only the
+    /// calling thread's shadow stack is seeded: another thread's stack holds the frames it enters
+    /// from then on, and check mode does not compare it.
+    All,
+}
+
+/// Installs the profile function (alone: the program's, if any, is forgotten) and seeds the calling
+/// thread's shadow stack with the frames already running (they will return through it).
+///
+/// # Safety
+/// The caller holds the GIL.
+pub unsafe fn install(api: &capi::Api, threads: Threads) {
+    let frames = running_frames(api);
     track::with_buffer(|b| {
         let py = b.python();
         py.shadow = frames;
         py.profiling = true;
+        py.resync = false;
+        py.chained = 0;
     });
     match (threads, api.set_profile_all_threads) {
         (Threads::All, Some(all)) => all(Some(profile_function), std::ptr::null_mut()),
