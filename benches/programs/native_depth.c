@@ -23,8 +23,7 @@ static __attribute__((noinline)) long long pairs(long n) {
 }
 
 static __attribute__((noinline)) long long descend(int depth, long n) {
-    if (depth <= 1) return pairs(n);
-    long long elapsed = descend(depth - 1, n);
+    long long elapsed = depth <= 1 ? pairs(n) : descend(depth - 1, n);
     __asm__ volatile("" ::: "memory"); /* no tail call: this frame stays on the stack */
     return elapsed;
 }
