@@ -13,6 +13,7 @@
 //!
 //! Options (the same names as criterion's, so one `cargo bench -p benches -- …` serves both targets):
 //!   FILTER                  run the benches whose name contains FILTER
+//!   --list                  list the benches
 //!   --save-baseline NAME    store the counts as NAME (default: `base`)
 //!   --baseline NAME         compare with NAME and store nothing
 //! Without `--baseline`, a run is compared with the stored one it replaces. Counts are stored in
@@ -157,6 +158,7 @@ struct Baseline {
 
 struct Options {
     filter: Option<String>,
+    list: bool,
     save: String,
     compare_with: Option<String>,
 }
@@ -181,6 +183,7 @@ const CRITERION_VALUE_OPTIONS: &[&str] = &[
 fn options() -> Options {
     let mut opts = Options {
         filter: None,
+        list: false,
         save: "base".into(),
         compare_with: None,
     };
@@ -189,6 +192,7 @@ fn options() -> Options {
         match arg.as_str() {
             "--save-baseline" => opts.save = args.next().expect("--save-baseline NAME"),
             "--baseline" => opts.compare_with = Some(args.next().expect("--baseline NAME")),
+            "--list" => opts.list = true,
             a if CRITERION_VALUE_OPTIONS.contains(&a) => {
                 args.next();
             }
@@ -231,7 +235,7 @@ fn run(cg: &Callgrind, bench: &Bench, n: u64, programs: &Programs) -> u64 {
         }
         Program::Python { mode, depth } => {
             let mut cmd = cg.command(&profile, &programs.python, &NOT_COUNTED);
-            // Hash randomisation would change the interpreter's work from run to run.
+            // The same hash seed in both runs, or their start-up work differs and does not cancel.
             cmd.env("PYTHONHASHSEED", "0")
                 .arg(&programs.python_calls)
                 .arg(mode)
@@ -288,6 +292,16 @@ fn change(new: f64, old: f64) -> String {
 
 fn main() {
     let opts = options();
+    let selected: Vec<Bench> = benches()
+        .into_iter()
+        .filter(|b| opts.filter.as_ref().is_none_or(|f| b.name().contains(f)))
+        .collect();
+    if opts.list {
+        for bench in &selected {
+            println!("{}: bench", bench.name());
+        }
+        return;
+    }
     let cg = Callgrind::find().unwrap_or_else(|e| {
         eprintln!("instructions: {e}");
         std::process::exit(1);
@@ -305,6 +319,13 @@ fn main() {
         .map(baseline_path)
         .unwrap_or_else(|| save_path.clone());
     let old = load(&compare_path);
+    if old.is_none() && opts.compare_with.is_some() {
+        eprintln!(
+            "instructions: no baseline {}: store one with --save-baseline",
+            compare_path.display()
+        );
+        std::process::exit(1);
+    }
     if let Some(old) = old.as_ref().filter(|o| o.valgrind != cg.version) {
         eprintln!(
             "instructions: {} was measured with {}, this run uses {}",
@@ -328,9 +349,6 @@ fn main() {
         valgrind: cg.version.clone(),
         benches: BTreeMap::new(),
     };
-    let selected = benches()
-        .into_iter()
-        .filter(|b| opts.filter.as_ref().is_none_or(|f| b.name().contains(f)));
     for bench in selected {
         let name = bench.name();
         let counts = measure(&cg, &bench, &programs);
