@@ -1,15 +1,9 @@
 //! `cargo bench -p benches --bench instructions`: the hot paths' instruction counts under callgrind,
 //! per operation, deterministic where criterion's timings are noisy (see docs/benchmarks.md).
 //!
-//! Each bench runs its program twice, for N and 2N iterations, and reports
-//! (count(2N) - count(N)) / N for the program's own thread: start-up, exit and the capture's header
-//! cancel, and what is left is one iteration (the operation and its loop, hook included).
-//!
-//! Not counted: the preload's writer thread, and on the program's thread the chunk hand-off
-//! ([`NOT_COUNTED`]: once per 64 KiB chunk, and the exit flush). Which thread compresses a chunk
-//! depends on how valgrind happens to schedule the two (it runs one at a time), so counting them
-//! would move the figures by up to 0.4% from run to run; without them, runs repeat to within
-//! [`TOLERANCE`].
+//! Each bench's count is one iteration of its program's loop (the operation, the loop and the hook),
+//! on the program's thread, from runs with N and 2N iterations; how, and what is left out, is in
+//! `benches/src/callgrind.rs`. Runs repeat to within [`TOLERANCE`].
 //!
 //! Options (the same names as criterion's, so one `cargo bench -p benches -- …` serves both targets):
 //!   FILTER                  run the benches whose name contains FILTER
@@ -20,17 +14,12 @@
 //! `target/instructions/NAME.json`. criterion's other options are ignored here.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use benches::callgrind::{self, Callgrind};
+use benches::callgrind::Callgrind;
 use benches::{compile, python, script, work_dir, Tracing};
 use serde::{Deserialize, Serialize};
-
-/// The chunk hand-off: the functions between the hot path and the writer (see the module doc).
-const NOT_COUNTED: [&str; 2] = [
-    "tracer::buffer::ThreadBuffer::rotate",
-    "tracer::writer::finish",
-];
 
 /// A change of at most this many instructions per iteration is reported as unchanged: runs repeat
 /// to within it (docs/benchmarks.md shows two runs). One instruction more in a hook is seen.
@@ -223,53 +212,22 @@ fn load(path: &Path) -> Option<Baseline> {
     }
 }
 
-/// Runs `bench` for `n` iterations under callgrind: the instructions of the program's thread.
-fn run(cg: &Callgrind, bench: &Bench, n: u64, programs: &Programs) -> u64 {
-    let profile = work_dir().join(format!("callgrind-{}", std::process::id()));
-    let capture = benches::capture_path();
-    let mut cmd = match bench.program {
-        Program::MallocLoop => {
-            let mut cmd = cg.command(&profile, &programs.malloc_loop, &NOT_COUNTED);
-            cmd.arg("time");
-            cmd
-        }
-        Program::Python { mode, depth } => {
-            let mut cmd = cg.command(&profile, &programs.python, &NOT_COUNTED);
-            // The same hash seed in both runs, or their start-up work differs and does not cancel.
-            cmd.env("PYTHONHASHSEED", "0")
-                .arg(&programs.python_calls)
-                .arg(mode)
-                .arg(depth.to_string());
-            cmd
-        }
-        Program::NativeDepth { depth } => {
-            let mut cmd = cg.command(&profile, &programs.native_depth, &NOT_COUNTED);
-            cmd.arg(depth.to_string());
-            cmd
-        }
-    };
-    cmd.arg(n.to_string());
-    bench.tracing.apply(&mut cmd, &capture);
-    let threads = callgrind::run(&mut cmd, &profile);
-    let _ = std::fs::remove_file(&capture);
-    // The exit flush always compresses the last chunk on this thread: had it been counted, the names
-    // in NOT_COUNTED no longer match the preload's functions.
-    assert!(
-        !threads[0].text.contains("ZSTD_"),
-        "{}: the program's thread was charged for compressing chunks: update NOT_COUNTED in \
-         benches/benches/instructions.rs to the preload's current function names",
-        bench.name()
-    );
-    threads[0].instructions
-}
-
 fn measure(cg: &Callgrind, bench: &Bench, programs: &Programs) -> Counts {
-    let n = bench.iterations;
-    let short = run(cg, bench, n, programs);
-    let long = run(cg, bench, 2 * n, programs);
+    let (program, args): (&Path, Vec<OsString>) = match bench.program {
+        Program::MallocLoop => (&programs.malloc_loop, vec!["time".into()]),
+        Program::Python { mode, depth } => (
+            &programs.python,
+            vec![
+                programs.python_calls.clone().into(),
+                mode.into(),
+                depth.to_string().into(),
+            ],
+        ),
+        Program::NativeDepth { depth } => (&programs.native_depth, vec![depth.to_string().into()]),
+    };
     Counts {
-        per_op: (long as f64 - short as f64) / n as f64,
-        iterations: n,
+        per_op: cg.per_iteration(bench.tracing, program, &args, bench.iterations),
+        iterations: bench.iterations,
     }
 }
 

@@ -1,13 +1,29 @@
-//! Runs a bench program under valgrind's callgrind and reads back the instructions each of its threads
-//! executed (`--separate-threads=yes`: one count per thread, the program's own thread first).
+//! Counts the instructions one iteration of a bench program's loop executes, under valgrind's
+//! callgrind (the deterministic benches, `benches/benches/instructions.rs`; see docs/benchmarks.md).
 //!
-//! callgrind's tool binary is started directly, as valgrind's launcher would start it, rather than
-//! through the launcher: the launcher is itself a dynamically linked program, so with the preload in
-//! its environment it would be traced and, as the tracer does for every program that execs, drop the
-//! preload from what it hands on: the measured program would run untraced.
+//! - The program runs twice, for N and 2N iterations (its last argument); the count is
+//!   (count(2N) - count(N)) / N, so start-up and exit cancel.
+//! - Only the program's own thread is counted (`--separate-threads=yes`), and on it not the chunk
+//!   hand-off to the preload's writer ([`NOT_COUNTED`]): which thread compresses a chunk depends on
+//!   how valgrind happens to schedule the two (it runs one at a time), which would move the counts
+//!   by up to 0.4% from run to run.
+//! - callgrind's tool binary is started directly, as valgrind's launcher would start it: the
+//!   launcher is itself a dynamically linked program, so with the preload in its environment it
+//!   would be traced and, as the tracer does for every program that execs, drop the preload from
+//!   what it hands on: the measured program would run untraced.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::{capture_path, work_dir, Tracing};
+
+/// The chunk hand-off: the preload's functions between the hot path and the writer (demangled names,
+/// for callgrind's `--toggle-collect`). `rotate` runs once per 64 KiB chunk, `finish` at exit.
+pub const NOT_COUNTED: [&str; 2] = [
+    "tracer::buffer::ThreadBuffer::rotate",
+    "tracer::writer::finish",
+];
 
 /// Where callgrind's tool is.
 #[derive(Debug, Clone)]
@@ -45,36 +61,56 @@ impl Callgrind {
         })
     }
 
-    /// A command that runs `program` under callgrind, writing its profiles to `profile`-01, -02, …
-    /// (one per thread) and counting nothing inside the functions named in `not_counted` (demangled
-    /// names, callgrind's `--toggle-collect`); the caller adds the program's arguments and environment.
-    pub fn command(&self, profile: &Path, program: &Path, not_counted: &[&str]) -> Command {
+    /// Instructions per iteration of `program args… N` under `tracing`, on the program's thread,
+    /// from runs with N and 2N iterations.
+    pub fn per_iteration(
+        &self,
+        tracing: Tracing,
+        program: &Path,
+        args: &[OsString],
+        n: u64,
+    ) -> f64 {
+        let short = self.program_thread(tracing, program, args, n);
+        let long = self.program_thread(tracing, program, args, 2 * n);
+        (long as f64 - short as f64) / n as f64
+    }
+
+    /// Runs `program args… n` under callgrind: the instructions its own thread executed.
+    fn program_thread(&self, tracing: Tracing, program: &Path, args: &[OsString], n: u64) -> u64 {
+        let profile = work_dir().join(format!("callgrind-{}", std::process::id()));
+        let capture = capture_path();
         let mut cmd = Command::new(&self.tool);
         cmd.env("VALGRIND_LAUNCHER", &self.launcher)
+            // The same hash seed in both runs, or a Python's start-up work differs and does not cancel.
+            .env("PYTHONHASHSEED", "0")
             .arg("--tool=callgrind")
             .arg("--separate-threads=yes")
             .arg(format!("--callgrind-out-file={}", profile.display()));
-        for function in not_counted {
+        for function in NOT_COUNTED {
             cmd.arg(format!("--toggle-collect={function}"));
         }
         // Given a toggle, callgrind would otherwise start with counting off.
-        cmd.arg("--collect-atstart=yes").arg(program);
-        cmd
+        cmd.arg("--collect-atstart=yes")
+            .arg(program)
+            .args(args)
+            .arg(n.to_string());
+        tracing.apply(&mut cmd, &capture);
+        let threads = run(&mut cmd, &profile);
+        let _ = std::fs::remove_file(&capture);
+        // The exit flush always compresses the last chunk on this thread: had that been counted, the
+        // names in NOT_COUNTED no longer match the preload's functions.
+        assert!(
+            !threads[0].contains("ZSTD_"),
+            "{cmd:?}: the program's thread was charged for compressing chunks: update NOT_COUNTED \
+             in benches/src/callgrind.rs to the preload's current function names"
+        );
+        total(&threads[0]).unwrap_or_else(|| panic!("{cmd:?}: no `totals:` line in its profile"))
     }
 }
 
-/// One thread's profile.
-pub struct ThreadProfile {
-    /// The instructions it executed (while counting was on).
-    pub instructions: u64,
-    /// callgrind's profile file, as written.
-    pub text: String,
-}
-
-/// Runs `cmd` (from [`Callgrind::command`]) and returns each thread's profile, in thread order, read
-/// from the `profile`-NN files, which are then deleted. Panics, with valgrind's log, if the program
-/// fails.
-pub fn run(cmd: &mut Command, profile: &Path) -> Vec<ThreadProfile> {
+/// Runs `cmd` and returns each thread's profile (`profile`-01, -02, …, deleted after), in thread
+/// order. Panics, with valgrind's log, if the program fails.
+fn run(cmd: &mut Command, profile: &Path) -> Vec<String> {
     let out = cmd.output().expect("run callgrind");
     assert!(
         out.status.success(),
@@ -88,12 +124,7 @@ pub fn run(cmd: &mut Command, profile: &Path) -> Vec<ThreadProfile> {
             break;
         };
         let _ = std::fs::remove_file(&file);
-        let instructions = text
-            .lines()
-            .find_map(|l| l.strip_prefix("totals:"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no `totals:` line in {}", file.display()));
-        threads.push(ThreadProfile { instructions, text });
+        threads.push(text);
     }
     let _ = std::fs::remove_file(profile);
     assert!(
@@ -102,6 +133,14 @@ pub fn run(cmd: &mut Command, profile: &Path) -> Vec<ThreadProfile> {
         profile.display()
     );
     threads
+}
+
+/// The instructions a callgrind profile counts.
+fn total(profile: &str) -> Option<u64> {
+    profile
+        .lines()
+        .find_map(|l| l.strip_prefix("totals:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 fn which(name: &str) -> Option<PathBuf> {
