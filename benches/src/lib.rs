@@ -3,6 +3,8 @@
 //! (criterion's external-process pattern: the child reads an iteration count and prints nanoseconds,
 //! so process start-up is never measured). See `docs/benchmarks.md`.
 
+pub mod callgrind;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,14 +21,49 @@ pub enum Tracing {
     On {
         stack_source: &'static str,
         python_allocators: bool,
+        native: bool,
     },
 }
 
 impl Tracing {
-    pub const DEFAULT: Tracing = Tracing::On {
+    pub const DEFAULT: Tracing = Tracing::python("walk", false);
+    pub const NATIVE: Tracing = Tracing::On {
         stack_source: "walk",
         python_allocators: false,
+        native: true,
     };
+
+    /// Recording Python stacks from `stack_source`, pymalloc traced or not.
+    pub const fn python(stack_source: &'static str, python_allocators: bool) -> Tracing {
+        Tracing::On {
+            stack_source,
+            python_allocators,
+            native: false,
+        }
+    }
+
+    /// Sets `cmd`'s environment for this mode; a recording goes to `capture`.
+    pub fn apply(self, cmd: &mut Command, capture: &Path) {
+        let flag = |on: bool| if on { "1" } else { "0" };
+        match self {
+            Tracing::Off => {}
+            Tracing::Loaded => {
+                cmd.env("LD_PRELOAD", library());
+            }
+            Tracing::On {
+                stack_source,
+                python_allocators,
+                native,
+            } => {
+                cmd.env("LD_PRELOAD", library())
+                    .env("TRACER_OUTPUT", capture)
+                    .env("TRACER_STACK_SOURCE", stack_source)
+                    .env("TRACER_PYTHON_ALLOCATORS", flag(python_allocators))
+                    .env("TRACER_NATIVE", flag(native))
+                    .env("PYTHONPATH", bootstrap());
+            }
+        }
+    }
 }
 
 /// The directory benches write to: `target/bench-runs`.
@@ -94,30 +131,8 @@ static RUNS: AtomicU64 = AtomicU64::new(0);
 pub fn run(tracing: Tracing, program: &Path, args: &[String]) -> String {
     let mut cmd = Command::new(program);
     cmd.args(args);
-    let capture = work_dir().join(format!(
-        "capture-{}-{}.bin",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    ));
-    match tracing {
-        Tracing::Off => {}
-        Tracing::Loaded => {
-            cmd.env("LD_PRELOAD", library());
-        }
-        Tracing::On {
-            stack_source,
-            python_allocators,
-        } => {
-            cmd.env("LD_PRELOAD", library())
-                .env("TRACER_OUTPUT", &capture)
-                .env("TRACER_STACK_SOURCE", stack_source)
-                .env(
-                    "TRACER_PYTHON_ALLOCATORS",
-                    if python_allocators { "1" } else { "0" },
-                )
-                .env("PYTHONPATH", bootstrap());
-        }
-    }
+    let capture = capture_path();
+    tracing.apply(&mut cmd, &capture);
     let out = cmd.output().expect("run bench program");
     let _ = std::fs::remove_file(&capture);
     assert!(
@@ -126,6 +141,15 @@ pub fn run(tracing: Tracing, program: &Path, args: &[String]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A fresh capture file name under [`work_dir`] (the caller deletes the file).
+pub fn capture_path() -> PathBuf {
+    work_dir().join(format!(
+        "capture-{}-{}.bin",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// Runs a program that prints the nanoseconds its `iters` iterations took.

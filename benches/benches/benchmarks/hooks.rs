@@ -1,8 +1,9 @@
 //! The allocation hook: a `malloc(64)`/`free` pair through the preload with tracing on, against the same
 //! pair with no preload and with the preload loaded but not recording. Also the hook's tail latency,
-//! each pair timed alone (hdrhistogram, printed).
+//! each pair timed alone (hdrhistogram, printed), and the same pair 40 C calls deep with native
+//! unwinding (`--native`).
 
-use criterion::{criterion_group, Criterion};
+use criterion::{criterion_group, BenchmarkId, Criterion};
 use hdrhistogram::Histogram;
 
 use benches::{compile, run, timed, Tracing};
@@ -42,6 +43,19 @@ fn benches_fn(c: &mut Criterion) {
     for (name, tracing) in CASES {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| timed(tracing, &program, &["time".into(), iters.to_string()]))
+        });
+    }
+    g.finish();
+
+    let program = compile("native_depth");
+    let mut g = c.benchmark_group("native_unwind");
+    for (name, tracing) in [
+        ("untraced", Tracing::Off),
+        ("traced_default", Tracing::DEFAULT),
+        ("native", Tracing::NATIVE),
+    ] {
+        g.bench_with_input(BenchmarkId::new(name, 40), &40, |b, depth| {
+            b.iter_custom(|iters| timed(tracing, &program, &[depth.to_string(), iters.to_string()]))
         });
     }
     g.finish();

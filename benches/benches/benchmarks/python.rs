@@ -9,13 +9,6 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 
 use benches::{python, script, timed, Tracing};
 
-fn on(stack_source: &'static str, python_allocators: bool) -> Tracing {
-    Tracing::On {
-        stack_source,
-        python_allocators,
-    }
-}
-
 fn benches_fn(c: &mut Criterion) {
     let py = python();
     let calls = script("python_calls");
@@ -33,8 +26,8 @@ fn benches_fn(c: &mut Criterion) {
     for depth in [10, 50] {
         for (name, tracing) in [
             ("untraced", Tracing::Off),
-            ("walk", on("walk", false)),
-            ("profile", on("profile", false)),
+            ("walk", Tracing::python("walk", false)),
+            ("profile", Tracing::python("profile", false)),
         ] {
             g.bench_with_input(BenchmarkId::new(name, depth), &depth, |b, &d| {
                 b.iter_custom(|n| run(tracing, "alloc", d, n))
@@ -46,8 +39,8 @@ fn benches_fn(c: &mut Criterion) {
     let mut g = c.benchmark_group("python_calls");
     for (name, tracing) in [
         ("untraced", Tracing::Off),
-        ("noop", on("noop", false)),
-        ("profile", on("profile", false)),
+        ("noop", Tracing::python("noop", false)),
+        ("profile", Tracing::python("profile", false)),
     ] {
         g.bench_function(name, |b| b.iter_custom(|n| run(tracing, "calls", 10, n)));
     }
@@ -56,8 +49,8 @@ fn benches_fn(c: &mut Criterion) {
     let mut g = c.benchmark_group("pymalloc");
     for (name, tracing) in [
         ("untraced", Tracing::Off),
-        ("default", on("walk", false)),
-        ("python_allocators", on("walk", true)),
+        ("default", Tracing::python("walk", false)),
+        ("python_allocators", Tracing::python("walk", true)),
     ] {
         g.bench_function(name, |b| b.iter_custom(|n| run(tracing, "small", 10, n)));
     }
