@@ -5,7 +5,8 @@
 //! The three public functions below are the whole interface the harness uses. Everything behind
 //! them is split like criterion: pure statistics (`stats`), the kernel density estimate (`kde`),
 //! the plots (`plot`), the markdown pages (`report`), the analysis that ties them to a run
-//! (`analysis`), and the only modules that touch files (`run` reads, `fs` writes). How the numbers
+//! (`analysis`), and the only modules that touch files (`run` reads, through the run-directory
+//! model of crate `rundir`; `fs` writes). How the numbers
 //! are computed, and why: docs/statistics.md.
 //!
 //! ```no_run
@@ -18,6 +19,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod analysis;
@@ -25,7 +27,7 @@ pub mod format;
 mod fs;
 pub mod kde;
 pub mod plot;
-pub mod pyperf;
+pub use rundir::pyperf;
 pub mod report;
 pub mod run;
 pub mod stats;

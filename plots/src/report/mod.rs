@@ -79,6 +79,18 @@ pub fn geometric_mean_line(a: &ConfigAnalysis) -> String {
     }
 }
 
+/// `6 processes x 3 values (1 warmup)`, with `?` for what run.json did not record.
+pub fn settings_text(s: &crate::run::Settings) -> String {
+    if s.known() {
+        format!(
+            "{} processes x {} values ({} warmup)",
+            s.processes, s.values, s.warmups
+        )
+    } else {
+        "? processes x ? values (? warmup)".to_string()
+    }
+}
+
 /// `1.02x` or `unknown`.
 pub fn memory_text(a: &ConfigAnalysis) -> String {
     a.memory_change

@@ -82,16 +82,11 @@ pub fn write_performance(
         };
         writeln!(out, "* {key}: {text}")?;
     }
-    let s = &info.settings;
-    let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
     writeln!(
         out,
-        "* Run: suite `{}`, {} processes x {} values ({} warmup) per benchmark and configuration, \
-         started {}, finished {}",
+        "* Run: suite `{}`, {} per benchmark and configuration, started {}, finished {}",
         info.suite.as_deref().unwrap_or("?"),
-        num(s.processes),
-        num(s.values),
-        num(s.warmups),
+        super::settings_text(&info.settings),
         info.started.as_deref().unwrap_or("?"),
         info.finished.as_deref().unwrap_or("no (interrupted)")
     )?;

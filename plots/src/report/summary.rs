@@ -6,7 +6,7 @@ use std::fmt::{self, Write};
 
 use super::{
     all_text, capture_text, config_page_file, config_title, geometric_mean_line, link, memory_text,
-    missing_text, plot_stem, tracer_index_file, ALL_CONFIGS_PLOT,
+    missing_text, plot_stem, settings_text, tracer_index_file, ALL_CONFIGS_PLOT,
 };
 use crate::analysis::RunAnalysis;
 use crate::run::RunInfo;
@@ -40,15 +40,14 @@ pub fn write_summary(
         "- suite: {}",
         info.suite.as_deref().unwrap_or("unknown")
     )?;
-    let s = &info.settings;
-    let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+    let mode = match info.settings.mode.as_str() {
+        "" => "?",
+        mode => mode,
+    };
     writeln!(
         out,
-        "- settings: {} processes x {} values ({} warmup), mode {}",
-        num(s.processes),
-        num(s.values),
-        num(s.warmups),
-        s.mode.as_deref().unwrap_or("?")
+        "- settings: {}, mode {mode}",
+        settings_text(&info.settings)
     )?;
     writeln!(
         out,
