@@ -8,7 +8,8 @@ use crate::runner::{self, Ended, NewRun, Start};
 use crate::suite::SuiteName;
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use rundir::{RunDir, Settings};
+use plots::Estimator;
+use rundir::{ConfigOrder, RunDir, Settings};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -29,7 +30,12 @@ pub enum Command {
     /// Run the suite under every configuration and write a run directory (then its report).
     Run(RunArgs),
     /// Write the report of a run directory (DIR/report/).
-    Report { dir: PathBuf },
+    Report {
+        dir: PathBuf,
+        /// How each benchmark's overhead distribution is formed (docs/statistics.md).
+        #[arg(long, default_value = "bootstrap", value_parser = ["bootstrap", "process-means", "value-by-value"])]
+        estimator: String,
+    },
     /// Compare two run directories (A the reference, B the change) and print markdown.
     Compare { a: PathBuf, b: PathBuf },
 }
@@ -114,6 +120,7 @@ impl RunArgs {
             mode: mode.to_string(),
             timeout_s: self.timeout,
             min_time: self.min_time,
+            order: ConfigOrder::Rotate,
         };
         if s.processes == 0 || s.values == 0 {
             bail!("--processes and --values must be at least 1");
@@ -205,9 +212,10 @@ pub fn main(cli: Cli) -> Result<i32> {
                 Ended::Interrupted => Ok(130),
             }
         }
-        Command::Report { dir } => {
+        Command::Report { dir, estimator } => {
             RunDir::open(&dir)?;
-            let out = plots::write_report(&dir)?;
+            let estimator = Estimator::from_name(&estimator).expect("clap checked the name");
+            let out = plots::write_report_with(&dir, estimator)?;
             println!("{}", out.display());
             Ok(0)
         }

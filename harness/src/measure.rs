@@ -1,5 +1,5 @@
-//! The measurement phase: every (benchmark, process, configuration) worker, interleaved A B C … A B C
-//! …, each result judged (did the worker succeed, is its capture valid) and merged into the run
+//! The measurement phase: every (benchmark, process, configuration) worker, in rounds of one process
+//! per configuration whose order rotates (A B C, B C A, C A B, …: `rundir::ConfigOrder`), each result judged (did the worker succeed, is its capture valid) and merged into the run
 //! directory before its progress line is written.
 
 use crate::configs::{Config, Tracer};
@@ -93,7 +93,11 @@ impl Runner<'_> {
         for bench in &self.info.benchmarks {
             crate::system::ensure_free_space(&self.dir.root)?;
             for k in 0..s.processes {
-                for config in &self.configs {
+                for config in s
+                    .order
+                    .round(self.configs.len(), k)
+                    .map(|i| &self.configs[i])
+                {
                     let key = (bench.name.clone(), config.name.clone());
                     if skipped_before(&key.0, &key.1, k) {
                         continue;

@@ -148,6 +148,10 @@ pub fn run(start: Start, write_report: bool) -> Result<Ended> {
             Err(e) => eprintln!("harness: warning: no report: {e:#}"),
         }
     }
+    // An A/A check that fails says the whole run's small differences are not to be trusted.
+    for line in plots::aa_warnings(&dir.root).unwrap_or_default() {
+        eprintln!("harness: warning: {line}");
+    }
     Ok(Ended::Finished {
         dir: dir.root.clone(),
         failures,

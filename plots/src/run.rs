@@ -3,7 +3,8 @@
 //! the file.
 
 pub use rundir::{
-    load, BenchmarkInfo, ConfigInfo, Failure, RunInfo, Settings, SystemInfo, TracerLine,
+    load, BenchmarkInfo, ConfigInfo, ConfigOrder, Failure, RunInfo, Settings, SystemInfo,
+    TracerLine,
 };
 
 /// A run directory read into memory ([`rundir::Run`]).

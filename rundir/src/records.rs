@@ -64,6 +64,33 @@ pub struct Settings {
     /// Minimum duration of one value when calibrating loops (seconds).
     #[serde(default = "default_min_time")]
     pub min_time: f64,
+    /// The order of the configurations within each round of worker processes.
+    #[serde(default)]
+    pub order: ConfigOrder,
+}
+
+/// The order in which the configurations run within a round (one process of each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfigOrder {
+    /// The same order every round (what runs before `order` was recorded did).
+    #[default]
+    Fixed,
+    /// Round k starts with configuration k (mod n) and goes on in run.json order, wrapping: a
+    /// cyclic Latin square, so over n rounds every configuration runs once in every position.
+    Rotate,
+}
+
+impl ConfigOrder {
+    /// The indices of `n` configurations in the order they run in round `round`.
+    pub fn round(self, n: usize, round: u32) -> impl Iterator<Item = usize> {
+        let shift = match self {
+            ConfigOrder::Fixed => 0,
+            ConfigOrder::Rotate if n > 0 => round as usize % n,
+            ConfigOrder::Rotate => 0,
+        };
+        (0..n).map(move |i| (i + shift) % n)
+    }
 }
 
 impl Default for Settings {
@@ -75,6 +102,7 @@ impl Default for Settings {
             mode: String::new(),
             timeout_s: default_timeout(),
             min_time: default_min_time(),
+            order: ConfigOrder::Fixed,
         }
     }
 }
@@ -262,4 +290,43 @@ pub struct Progress {
     pub config: String,
     /// Worker process index.
     pub process: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_puts_every_configuration_in_every_position() {
+        let rounds: Vec<Vec<usize>> = (0..6)
+            .map(|k| ConfigOrder::Rotate.round(3, k).collect())
+            .collect();
+        assert_eq!(rounds[0], [0, 1, 2]);
+        assert_eq!(rounds[1], [1, 2, 0]);
+        assert_eq!(rounds[2], [2, 0, 1]);
+        assert_eq!(rounds[3], [0, 1, 2]);
+        for config in 0..3 {
+            for position in 0..3 {
+                let times = rounds.iter().filter(|r| r[position] == config).count();
+                assert_eq!(times, 2, "configuration {config} in position {position}");
+            }
+        }
+        let fixed: Vec<usize> = ConfigOrder::Fixed.round(3, 4).collect();
+        assert_eq!(fixed, [0, 1, 2]);
+        assert_eq!(ConfigOrder::Rotate.round(0, 3).count(), 0);
+    }
+
+    #[test]
+    fn runs_without_an_order_were_fixed() {
+        let s: Settings = serde_json::from_str(
+            r#"{"processes": 6, "values": 3, "warmups": 1, "mode": "normal"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.order, ConfigOrder::Fixed);
+        let s: Settings = serde_json::from_str(
+            r#"{"processes": 6, "values": 3, "warmups": 1, "mode": "normal", "order": "rotate"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.order, ConfigOrder::Rotate);
+    }
 }

@@ -9,7 +9,7 @@ mod font;
 use crate::analysis::{ConfigAnalysis, RunAnalysis};
 use crate::format::format_factor;
 use crate::kde;
-use crate::stats::overhead::summarize_sorted;
+use crate::stats::overhead::{summarize_sorted, Estimator};
 
 /// An RGB colour.
 pub type Rgb = (u8, u8, u8);
@@ -267,9 +267,13 @@ pub fn tracer_name(tracer: &str) -> &str {
     }
 }
 
-/// The x caption shared by every plot.
-pub const X_CAPTION: &str =
-    "time traced / time untraced (pairwise per process; 1.00x = no overhead)";
+/// The x caption of every plot: what one sample of the violins is.
+pub fn x_caption(estimator: Estimator) -> String {
+    format!(
+        "time traced / time untraced ({}; 1.00x = no overhead)",
+        estimator.describe()
+    )
+}
 
 /// One configuration: a row per benchmark (sorted by mean overhead, the largest at the top) and the
 /// ALL row on top; micro- and macro-benchmarks in two colours. `None` without compared benchmarks.
@@ -304,7 +308,7 @@ pub fn config_figure(a: &ConfigAnalysis) -> Option<Figure> {
     );
     Some(Figure::new(
         title,
-        X_CAPTION.to_string(),
+        x_caption(a.estimator),
         rows,
         Some(separator),
         legend,
@@ -339,7 +343,7 @@ pub fn all_configs_figure(run: &RunAnalysis) -> Option<Figure> {
     }
     Some(Figure::new(
         "Overhead of every configuration: ALL benchmarks pooled".to_string(),
-        X_CAPTION.to_string(),
+        x_caption(run.estimator),
         rows,
         None,
         legend,

@@ -101,9 +101,10 @@ pub fn write_performance(
     writeln!(out, "\n## Method\n")?;
     writeln!(
         out,
-        "- The overhead of a benchmark is the distribution of *time traced / time untraced*, \
-         value by value of processes measured side by side (pairwise ratios, see \
-         [statistics](statistics.md)); 1.00x means no overhead."
+        "- The overhead of a benchmark is *time traced / time untraced*, 1.00x meaning no \
+         overhead. Its violin is the {} (see [statistics](statistics.md)): the processes run in \
+         rounds, one of each configuration, in an order that rotates from round to round.",
+        analysis.estimator.describe()
     )?;
     writeln!(
         out,
