@@ -150,7 +150,7 @@ pub fn run(start: Start, write_report: bool) -> Result<Ended> {
     }
     // An A/A check that fails says the whole run's small differences are not to be trusted.
     for line in plots::aa_warnings(&dir.root).unwrap_or_default() {
-        eprintln!("harness: warning: {line}");
+        eprintln!("harness: warning: {}", line.trim_start_matches("⚠ "));
     }
     Ok(Ended::Finished {
         dir: dir.root.clone(),

@@ -1,7 +1,8 @@
 //! Compares the overhead estimators on run directories (docs/statistics.md): per configuration and
 //! benchmark, the mean and 10%/90% quantiles of each estimator's distribution, with pyperf's
-//! normalized mean and t-test beside them; then, per estimator, the widest band and the largest
-//! distance of a mean from the normalized mean over all rows.
+//! normalized mean and t-test beside them; then, per estimator over all rows, the half width of the
+//! 10%-90% band (median and largest) and how far the distribution's mean lies from the normalized
+//! mean (average and largest): the bias that noise gives a mean of ratios.
 //!
 //! ```sh
 //! cargo run --release -p plots --example estimators -- results/A results/B ...
@@ -17,9 +18,9 @@ fn main() -> anyhow::Result<()> {
     if dirs.is_empty() {
         anyhow::bail!("usage: estimators RUN_DIR...");
     }
-    // Per estimator: the widest half band (max of mean-q10, q90-mean) and the largest |mean - norm_mean|.
-    let mut widest = [0.0f64; 3];
-    let mut off = [0.0f64; 3];
+    // Per estimator and row: the half band (q90 - q10) / 2, and mean - norm_mean.
+    let mut bands: [Vec<f64>; 3] = Default::default();
+    let mut offsets: [Vec<f64>; 3] = Default::default();
     for dir in &dirs {
         let run = plots::run::load(Path::new(dir))?;
         let analyses: Vec<_> = Estimator::ALL
@@ -53,8 +54,8 @@ fn main() -> anyhow::Result<()> {
                         format_factor(s.q10),
                         format_factor(s.q90)
                     );
-                    widest[ei] = widest[ei].max((s.mean - s.q10).max(s.q90 - s.mean));
-                    off[ei] = off[ei].max((s.mean - row.norm_mean).abs());
+                    bands[ei].push((s.q90 - s.q10) / 2.0);
+                    offsets[ei].push(s.mean - row.norm_mean);
                 }
                 println!();
             }
@@ -80,15 +81,20 @@ fn main() -> anyhow::Result<()> {
         println!();
     }
     println!(
-        "| estimator | widest half band (max of mean-10%, 90%-mean) | largest mean - norm. mean |"
+        "| estimator | rows | half band (90% - 10%) / 2: median | largest | mean - norm. mean: average | largest |"
     );
-    println!("|---|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (ei, e) in Estimator::ALL.iter().enumerate() {
+        let (b, o) = (&bands[ei], &offsets[ei]);
+        let largest = |v: &[f64]| v.iter().copied().fold(0.0f64, |m, x| m.max(x.abs()));
         println!(
-            "| {} | {:.1}% | {:+.1}% |",
+            "| {} | {} | {:.1}% | {:.1}% | {:+.2}% | {:.1}% |",
             e.name(),
-            widest[ei] * 100.0,
-            off[ei] * 100.0
+            b.len(),
+            plots::stats::median(b).unwrap_or(f64::NAN) * 100.0,
+            largest(b) * 100.0,
+            plots::stats::mean(o).unwrap_or(f64::NAN) * 100.0,
+            largest(o) * 100.0
         );
     }
     Ok(())

@@ -107,6 +107,11 @@ impl ConfigAnalysis {
             .filter(|r| r.significance.shown_as_significant())
     }
 
+    /// The measurements behind the ALL row (see [`Distribution::measured`]).
+    pub fn measured(&self) -> usize {
+        self.rows.iter().map(|r| r.overhead.measured()).sum()
+    }
+
     /// Capture bytes and events over all benchmarks.
     pub fn capture_total(&self) -> Option<CaptureCost> {
         if self.capture.is_empty() {

@@ -73,6 +73,13 @@ impl ViolinRow {
         }
     }
 
+    /// The same row, labelled with `n` measurements behind it (the processes of a bootstrap,
+    /// whose resamples are not measurements).
+    pub fn measured(mut self, n: usize) -> Self {
+        self.n = n;
+        self
+    }
+
     /// The filled outline as (x, y) points for a row drawn at height `y`: the upper edge left to
     /// right, then the lower edge right to left.
     pub fn outline(&self, y: f64) -> Vec<(f64, f64)> {
@@ -286,12 +293,12 @@ pub fn config_figure(a: &ConfigAnalysis) -> Option<Figure> {
         .iter()
         .map(|r| {
             let color = if r.micro { BLUE } else { RED };
-            ViolinRow::new(&r.name, color, &r.overhead.ratios)
+            ViolinRow::new(&r.name, color, &r.overhead.ratios).measured(r.overhead.measured())
         })
         .collect();
     rows.sort_by(|x, y| x.mean.total_cmp(&y.mean));
     let separator = rows.len();
-    rows.push(ViolinRow::new("ALL", GREY, &a.all));
+    rows.push(ViolinRow::new("ALL", GREY, &a.all).measured(a.measured()));
     let mut legend = Vec::new();
     if a.rows.iter().any(|r| r.micro) {
         legend.push(("micro-benchmark".to_string(), BLUE));
@@ -324,7 +331,7 @@ pub fn all_configs_figure(run: &RunAnalysis) -> Option<Figure> {
         .filter(|a| !a.all.is_empty())
         .map(|a| {
             let label = format!("{} [{}]", a.config.display(), a.config.name);
-            ViolinRow::new(label, tracer_color(a.config.tracer()), &a.all)
+            ViolinRow::new(label, tracer_color(a.config.tracer()), &a.all).measured(a.measured())
         })
         .collect();
     if rows.is_empty() {

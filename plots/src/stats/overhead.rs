@@ -199,6 +199,15 @@ fn bootstrap_ratio_of_sums(top: &[f64], bottom: &[f64]) -> Vec<f64> {
 }
 
 impl Distribution {
+    /// The measurements behind the distribution: its ratios, or for the bootstrap the traced
+    /// processes that were resampled.
+    pub fn measured(&self) -> usize {
+        match self.estimator {
+            Estimator::Bootstrap => self.processes,
+            Estimator::ProcessMeans | Estimator::ValueByValue => self.ratios.len(),
+        }
+    }
+
     /// Mean and quantiles.
     pub fn summary(&self) -> Summary {
         summarize_sorted(&self.ratios)
