@@ -4,6 +4,9 @@
 //! With the rotated order, two identical untraced configurations (an A/A check) read exactly 1.00x;
 //! in the same order every round they would not, which the test shows too.
 
+mod common;
+
+use common::test_dir;
 use harness::configs::{self, Config};
 use harness::runner::{Request, RunInfo, Runner};
 use harness::suite::Benchmark;
@@ -38,20 +41,10 @@ suite = {"version": "1.0",
 json.dump(suite, open(output, "w"))
 "#;
 
-fn test_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir()
-        .join("harness-order-tests")
-        .join(std::process::id().to_string())
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 /// Runs the measurement phase of baseline and baseline-aa with the fake worker; returns the run
 /// directory.
 fn run_fake(name: &str, effect: &str, order: ConfigOrder) -> PathBuf {
-    let dir = test_dir(name);
+    let dir = test_dir(&format!("order-{name}"));
     let script = dir.join("fake.py");
     std::fs::write(&script, FAKE_WORKER).unwrap();
     let configs: Vec<Config> =
