@@ -2,11 +2,11 @@
 //! discovering the tasks of scripts that run several (`--worker-task=K` until a worker produces
 //! nothing). The loops are then used by every configuration.
 
-use crate::results::BenchEntry;
-use crate::runner::{script_args, Interrupted, Runner};
+use crate::runner::{Interrupted, Runner};
 use crate::suite::Benchmark;
-use crate::worker::{self, Outcome, WorkerSpec};
+use crate::worker::{self, Outcome, PyperfJob, WorkerSpec};
 use anyhow::Result;
+use rundir::{BenchmarkInfo, FailureKind};
 
 /// Scripts with more tasks than this are assumed to be broken (the largest, bm_base64, has 11).
 const MAX_TASKS: u32 = 64;
@@ -23,7 +23,7 @@ impl Runner<'_> {
             .collect();
         for (i, bench) in todo.iter().enumerate() {
             self.check_interrupt()?;
-            self.check_disk()?;
+            crate::system::ensure_free_space(&self.dir.root)?;
             eprintln!(
                 "harness: calibrating {} ({}/{})",
                 bench.name,
@@ -33,7 +33,7 @@ impl Runner<'_> {
             let entries = self.calibrate(bench)?;
             self.info
                 .benchmarks
-                .retain(|b| b.manifest_name != bench.name);
+                .retain(|b| b.manifest_entry() != bench.name);
             self.info.benchmarks.extend(entries);
             self.info.request.calibrated.push(bench.name.clone());
             self.dir.save_info(&self.info)?;
@@ -41,27 +41,21 @@ impl Runner<'_> {
         Ok(())
     }
 
-    fn calibrate(&self, bench: &Benchmark) -> Result<Vec<BenchEntry>> {
-        let mut entries: Vec<BenchEntry> = Vec::new();
+    fn calibrate(&self, bench: &Benchmark) -> Result<Vec<BenchmarkInfo>> {
+        let mut entries: Vec<BenchmarkInfo> = Vec::new();
         for task in 0..MAX_TASKS {
             let out = self
                 .dir
                 .work()
                 .join(format!("calibrate-{}-{task}.json", bench.name));
             let _ = std::fs::remove_file(&out);
-            let mut args = script_args(bench);
-            args.extend([
-                "--worker".to_string(),
-                format!("--worker-task={task}"),
-                "--calibrate-loops".to_string(),
-                format!("--min-time={}", self.info.settings.min_time),
-                format!("--warmups={}", self.info.settings.warmups),
-                "--output".to_string(),
-                out.to_string_lossy().into_owned(),
-            ]);
+            let job = PyperfJob::CalibrateLoops {
+                min_time: self.info.settings.min_time,
+                warmups: self.info.settings.warmups,
+            };
             let spec = WorkerSpec {
                 python: self.python.clone(),
-                args,
+                args: worker::pyperf_args(bench, task, &job, &out),
                 env: self.base_env.clone(),
                 cwd: self.dir.work(),
                 timeout: self.timeout(),
@@ -71,15 +65,15 @@ impl Runner<'_> {
                 Outcome::Interrupted => return Err(Interrupted.into()),
                 Outcome::Exited { status, .. } if status.success() && !out.exists() => break,
                 Outcome::Exited { status, .. } if status.success() => {
-                    let (name, loops) = crate::results::read_calibration(&out)?;
+                    let (name, loops) = rundir::pyperf::read_calibration(&out)?;
                     let _ = std::fs::remove_file(&out);
-                    entries.push(BenchEntry {
+                    entries.push(BenchmarkInfo {
                         name,
                         tags: bench.tags.clone(),
-                        micro: bench.micro(),
-                        loops,
+                        micro: Some(bench.micro()),
+                        loops: Some(loops),
                         task: Some(task),
-                        manifest_name: bench.name.clone(),
+                        manifest_name: Some(bench.name.clone()),
                     });
                     continue;
                 }
@@ -88,12 +82,12 @@ impl Runner<'_> {
                     stderr_tail,
                     ..
                 } => (
-                    "failed",
+                    FailureKind::Failed,
                     format!("calibration worker failed ({status})"),
                     stderr_tail,
                 ),
                 Outcome::TimedOut { stderr_tail } => (
-                    "timeout",
+                    FailureKind::Timeout,
                     format!(
                         "calibration worker timed out after {} s",
                         self.timeout().as_secs()

@@ -1,17 +1,16 @@
-//! Defines the command line (`setup`, `run`, `report`, `compare`) and turns it into a run: what the
-//! user typed (`Cli`) is validated into a `Request`, which `setup` and `run` carry out.
+//! Defines the command line (`setup`, `run`, `report`, `compare`), checks what the user typed and
+//! hands it on: a [`Selection`] to `prepare`, a [`runner::Start`] to the runner, a directory to the
+//! report. Nothing here runs anything itself.
 
-use crate::configs::{self, Config, Tracer};
-use crate::results::{Request, RunDir, RunInfo, Settings};
-use crate::runner::{Interrupted, Runner};
-use crate::suite::{self, Benchmark, Manifest, SuiteName};
-use crate::tracer::TracerBin;
-use crate::venv::{self, PythonInfo, Venv};
-use anyhow::{bail, Context, Result};
+use crate::configs::{self, Config};
+use crate::prepare::{self, Selection};
+use crate::runner::{self, Ended, NewRun, Start};
+use crate::suite::SuiteName;
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use plots::Estimator;
+use rundir::{ConfigOrder, RunDir, Settings};
+use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -31,7 +30,12 @@ pub enum Command {
     /// Run the suite under every configuration and write a run directory (then its report).
     Run(RunArgs),
     /// Write the report of a run directory (DIR/report/).
-    Report { dir: PathBuf },
+    Report {
+        dir: PathBuf,
+        /// How each benchmark's overhead distribution is formed (docs/statistics.md).
+        #[arg(long, default_value = "bootstrap", value_parser = ["bootstrap", "process-means", "value-by-value"])]
+        estimator: String,
+    },
     /// Compare two run directories (A the reference, B the change) and print markdown.
     Compare { a: PathBuf, b: PathBuf },
 }
@@ -116,6 +120,7 @@ impl RunArgs {
             mode: mode.to_string(),
             timeout_s: self.timeout,
             min_time: self.min_time,
+            order: ConfigOrder::Rotate,
         };
         if s.processes == 0 || s.values == 0 {
             bail!("--processes and --values must be at least 1");
@@ -125,17 +130,6 @@ impl RunArgs {
         }
         Ok(s)
     }
-}
-
-/// The result of `setup`: everything a run needs.
-pub struct Prepared {
-    pub python: PythonInfo,
-    pub venv: Venv,
-    pub manifest: Vec<Benchmark>,
-    pub configs: Vec<Config>,
-    pub tracer: Option<TracerBin>,
-    /// Benchmarks whose requirements failed to install, with pip's reason.
-    pub install_failures: Vec<(String, String)>,
 }
 
 fn suite_of(args: &SetupArgs) -> SuiteName {
@@ -163,36 +157,22 @@ fn resolve_configs(args: &SetupArgs) -> Result<Vec<Config>> {
     configs::select(&names, args.with_memray, &from_file)
 }
 
-/// `harness setup`: the venv, the requirements and the tracer. Also the first step of `run`.
-pub fn setup(args: &SetupArgs, configs: Vec<Config>) -> Result<Prepared> {
-    let python = venv::probe_python(&args.python)?;
-    let venv = Venv::ensure(&python, args.with_memray)?;
-    let manifest = Manifest::load(&suite::benchmarks_dir(&venv.site_packages))?;
-    let selected = manifest.select(suite_of(args), &args.benchmarks, python.version)?;
-    let install_failures = venv.install_requirements(&selected)?;
-    let needs_ours = configs
-        .iter()
-        .any(|c| matches!(c.tracer, Tracer::Ours { .. }));
-    let tracer = match (&args.tracer, needs_ours) {
-        (Some(p), _) => Some(TracerBin::given(p)?),
-        (None, true) => Some(crate::tracer::build()?),
-        (None, false) => None,
-    };
-    Ok(Prepared {
-        python,
-        venv,
-        manifest: selected,
-        configs,
-        tracer,
-        install_failures,
+/// What `setup` and a new run prepare.
+fn selection(args: &SetupArgs) -> Result<Selection> {
+    Ok(Selection {
+        python: args.python.clone(),
+        suite: suite_of(args),
+        benchmarks: args.benchmarks.clone(),
+        with_memray: args.with_memray,
+        configs: resolve_configs(args)?,
+        tracer: args.tracer.clone(),
     })
 }
 
 pub fn main(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Setup(args) => {
-            let configs = resolve_configs(&args)?;
-            let p = setup(&args, configs)?;
+            let p = prepare::prepare(&selection(&args)?)?;
             eprintln!(
                 "harness: venv {} ready ({} benchmarks selected{})",
                 p.venv.dir.display(),
@@ -207,10 +187,35 @@ pub fn main(cli: Cli) -> Result<i32> {
             }
             Ok(if p.install_failures.is_empty() { 0 } else { 1 })
         }
-        Command::Run(args) => run(&args),
-        Command::Report { dir } => {
+        Command::Run(args) => {
+            let start = match &args.resume {
+                Some(dir) => {
+                    let s = &args.setup;
+                    if !s.benchmarks.is_empty() || !s.configs.is_empty() || s.config_file.is_some()
+                    {
+                        eprintln!("harness: --resume continues the run as it was asked; -b, --configs and --config-file are ignored");
+                    }
+                    Start::Resume(dir.clone())
+                }
+                None => Start::New(NewRun {
+                    settings: args.settings()?,
+                    selection: selection(&args.setup)?,
+                    results: args.results.clone(),
+                    keep_captures: args.keep_captures,
+                }),
+            };
+            match runner::run(start, !args.no_report)? {
+                Ended::Finished { dir, failures } => {
+                    println!("{}", dir.display());
+                    Ok(if failures > 0 { 1 } else { 0 })
+                }
+                Ended::Interrupted => Ok(130),
+            }
+        }
+        Command::Report { dir, estimator } => {
             RunDir::open(&dir)?;
-            let out = plots::write_report(&dir)?;
+            let estimator = Estimator::from_name(&estimator).expect("clap checked the name");
+            let out = plots::write_report_with(&dir, estimator)?;
             println!("{}", out.display());
             Ok(0)
         }
@@ -220,241 +225,6 @@ pub fn main(cli: Cli) -> Result<i32> {
             print!("{}", plots::compare_runs(&a, &b)?);
             Ok(0)
         }
-    }
-}
-
-fn run_id() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace(':', "-")
-}
-
-fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// `harness run`: a fresh run, or `--resume DIR`.
-fn run(args: &RunArgs) -> Result<i32> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-            .context("cannot install the Ctrl-C handler")?;
-    }
-    let (dir, mut info, prepared) = match &args.resume {
-        Some(d) => {
-            let s = &args.setup;
-            if !s.benchmarks.is_empty() || !s.configs.is_empty() || s.config_file.is_some() {
-                eprintln!("harness: --resume continues the run as it was asked; -b, --configs and --config-file are ignored");
-            }
-            resume_run(d)?
-        }
-        None => start_run(args)?,
-    };
-    let base_env = crate::environ::base_env();
-    for c in &prepared.configs {
-        crate::environ::write_bootstrap(&dir.work(), c)?;
-    }
-    if !dir.system_txt().is_file() {
-        eprintln!("harness: measuring start-up cost of each configuration");
-        let ctx = crate::environ::EnvContext {
-            base: &base_env,
-            tracer: prepared.tracer.as_ref(),
-            work: &dir.work(),
-        };
-        // A bootstrap that hangs must not hang the run here: the worker timeout, at most 10 s.
-        let timeout = std::time::Duration::from_secs(info.settings.timeout_s.min(10));
-        let costs =
-            crate::system::bootstrap_costs(&prepared.venv.python, &ctx, &prepared.configs, timeout);
-        let text = crate::system::system_txt(&prepared.venv.python, &info.system, &costs);
-        std::fs::write(dir.system_txt(), text)?;
-    }
-    info.finished = None;
-    dir.save_info(&info)?;
-    let mut runner = Runner {
-        dir: &dir,
-        info,
-        manifest: prepared.manifest,
-        configs: prepared.configs,
-        python: prepared.venv.python.clone(),
-        tracer: prepared.tracer,
-        base_env,
-        work: dir.work(),
-        interrupted: &interrupted,
-    };
-    let outcome = runner
-        .calibrate_all()
-        .and_then(|_| runner.reconcile())
-        .and_then(|_| runner.measure_all());
-    let summary = match outcome {
-        Ok(s) => s,
-        Err(e) if e.is::<Interrupted>() => {
-            eprintln!(
-                "harness: interrupted; continue with: harness run --resume {}",
-                dir.root.display()
-            );
-            return Ok(130);
-        }
-        Err(e) => {
-            return Err(e.context(format!(
-                "run stopped; continue with: harness run --resume {}",
-                dir.root.display()
-            )))
-        }
-    };
-    runner.info.finished = Some(now());
-    dir.save_info(&runner.info)?;
-    let _ = std::fs::remove_dir_all(dir.work());
-    let failures = dir.load_failures().len();
-    eprintln!(
-        "harness: run finished: {} ({} workers this session, {} failures in total{})",
-        dir.root.display(),
-        summary.workers,
-        failures,
-        if failures > 0 {
-            ", see failures.jsonl"
-        } else {
-            ""
-        }
-    );
-    if !args.no_report {
-        match plots::write_report(&dir.root) {
-            Ok(p) => eprintln!("harness: report written to {}", p.display()),
-            Err(e) => eprintln!("harness: warning: no report: {e:#}"),
-        }
-    }
-    println!("{}", dir.root.display());
-    Ok(if failures > 0 { 1 } else { 0 })
-}
-
-fn start_run(args: &RunArgs) -> Result<(RunDir, RunInfo, Prepared)> {
-    let settings = args.settings()?;
-    let configs = resolve_configs(&args.setup)?;
-    let prepared = setup(&args.setup, configs)?;
-    let root = args
-        .results
-        .clone()
-        .unwrap_or_else(|| venv::repo_root().join("results"));
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    // Workers run in DIR/work and are handed paths: they must be absolute.
-    let root = std::path::absolute(&root)
-        .with_context(|| format!("cannot make {} absolute", root.display()))?;
-    check_space(&root)?;
-    let dir = RunDir::create(&root.join(run_id()))?;
-    let memray = prepared.venv.has_memray.then_some(venv::MEMRAY);
-    let system = crate::system::describe(
-        &prepared.python,
-        prepared.tracer.as_ref().and_then(|t| t.version()),
-        memray,
-    );
-    let info = RunInfo {
-        schema: 1,
-        started: now(),
-        finished: None,
-        suite: suite_of(&args.setup).as_str().to_string(),
-        settings,
-        benchmarks: Vec::new(),
-        configs: prepared.configs.iter().map(config_entry).collect(),
-        // The report's reference: `baseline` when selected, else the first configuration.
-        baseline: prepared
-            .configs
-            .iter()
-            .find(|c| c.name == "baseline")
-            .unwrap_or(&prepared.configs[0])
-            .name
-            .clone(),
-        system,
-        request: Request {
-            python: args.setup.python.clone(),
-            manifest_benchmarks: prepared.manifest.iter().map(|b| b.name.clone()).collect(),
-            calibrated: Vec::new(),
-            configs: prepared.configs.clone(),
-            with_memray: args.setup.with_memray,
-            keep_captures: args.keep_captures,
-            tracer: args.setup.tracer.clone(),
-        },
-    };
-    dir.save_info(&info)?;
-    // Benchmarks whose requirements could not be installed are recorded, not run.
-    for (b, why) in &prepared.install_failures {
-        for c in &prepared.configs {
-            dir.record_failure(&crate::results::Failure {
-                benchmark: b.clone(),
-                config: c.name.clone(),
-                process: None,
-                kind: "failed".into(),
-                reason: why.clone(),
-                stderr_tail: String::new(),
-            })?;
-        }
-    }
-    let mut prepared = prepared;
-    prepared
-        .manifest
-        .retain(|b| !prepared.install_failures.iter().any(|(n, _)| n == &b.name));
-    eprintln!("harness: run directory {}", dir.root.display());
-    Ok((dir, info, prepared))
-}
-
-fn resume_run(d: &Path) -> Result<(RunDir, RunInfo, Prepared)> {
-    let d =
-        &std::path::absolute(d).with_context(|| format!("cannot make {} absolute", d.display()))?;
-    let dir = RunDir::open(d)?;
-    let info = dir.load_info()?;
-    if info.finished.is_some() {
-        bail!("{} is a finished run; nothing to resume", d.display());
-    }
-    let r = &info.request;
-    let args = SetupArgs {
-        python: r.python.clone(),
-        suite: SuiteName::Custom,
-        benchmarks: r.manifest_benchmarks.clone(),
-        with_memray: r.with_memray,
-        configs: Vec::new(),
-        config_file: None,
-        tracer: r.tracer.clone(),
-    };
-    check_space(&dir.root)?;
-    let mut prepared = setup(&args, r.configs.clone())?;
-    prepared
-        .manifest
-        .retain(|b| !prepared.install_failures.iter().any(|(n, _)| n == &b.name));
-    eprintln!("harness: resuming {}", dir.root.display());
-    Ok((dir, info, prepared))
-}
-
-fn check_space(dir: &Path) -> Result<()> {
-    if let Some(free) = crate::system::free_bytes(dir) {
-        if free < (1 << 30) {
-            bail!(
-                "no disk space: {} MiB free in {}, a run needs at least 1024 MiB",
-                free >> 20,
-                dir.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-fn config_entry(c: &Config) -> crate::results::ConfigEntry {
-    let stack_source = match &c.tracer {
-        Tracer::Ours { stack_source, .. } => {
-            Some(stack_source.clone().unwrap_or_else(|| "walk".into()))
-        }
-        _ => None,
-    };
-    crate::results::ConfigEntry {
-        name: c.name.clone(),
-        label: c.label.clone(),
-        tracer: if c.tracer == Tracer::None
-            && (c.bootstrap.is_some() || c.ld_preload.is_some() || !c.env.is_empty())
-        {
-            "custom".to_string()
-        } else {
-            c.tracer.kind().to_string()
-        },
-        mode: c.tracer.mode().map(str::to_string),
-        stack_source,
     }
 }
 

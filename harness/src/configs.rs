@@ -4,9 +4,11 @@
 //! environment, an optional `LD_PRELOAD` and optional bootstrap code run at interpreter start.
 
 use anyhow::{bail, Context, Result};
+use rundir::ConfigInfo;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use tracer_capture::header::mode_name;
 
 /// Which tracer a configuration runs, and how it is started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,15 +60,6 @@ impl Tracer {
     }
 }
 
-fn mode_name(python_allocators: bool, native: bool) -> &'static str {
-    match (python_allocators, native) {
-        (false, false) => "default",
-        (true, false) => "python-allocators",
-        (false, true) => "native",
-        (true, true) => "python-allocators+native",
-    }
-}
-
 /// One measured configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -105,6 +98,27 @@ fn plain(name: &str, label: &str, tracer: Tracer) -> Config {
         env: BTreeMap::new(),
         ld_preload: None,
         bootstrap: None,
+    }
+}
+
+impl Config {
+    /// The configuration as `run.json` describes it to the report.
+    pub fn info(&self) -> ConfigInfo {
+        let stack_source = match &self.tracer {
+            Tracer::Ours { stack_source, .. } => {
+                Some(stack_source.clone().unwrap_or_else(|| "walk".into()))
+            }
+            _ => None,
+        };
+        let custom = self.tracer == Tracer::None
+            && (self.bootstrap.is_some() || self.ld_preload.is_some() || !self.env.is_empty());
+        ConfigInfo {
+            name: self.name.clone(),
+            label: Some(self.label.clone()),
+            tracer: Some(if custom { "custom" } else { self.tracer.kind() }.to_string()),
+            mode: self.tracer.mode().map(str::to_string),
+            stack_source,
+        }
     }
 }
 

@@ -227,4 +227,29 @@ mod tests {
         assert_eq!(e.env["PYTHONTRACEMALLOC"], "1");
         assert!(e.capture.is_none());
     }
+
+    #[test]
+    fn the_aa_configuration_differs_from_the_baseline_in_its_name_only() {
+        let base = base_env();
+        let work = std::env::temp_dir().join(format!("harness-aa-{}", std::process::id()));
+        let ctx = EnvContext {
+            base: &base,
+            tracer: None,
+            work: &work,
+        };
+        let all = crate::configs::builtin(false);
+        let get = |name: &str| all.iter().find(|c| c.name == name).unwrap();
+        let (a, aa) = (get("baseline"), get("baseline-aa"));
+        assert_eq!(a.tracer, aa.tracer);
+        assert!(bootstrap_code(a).is_none() && bootstrap_code(aa).is_none());
+        let capture = Path::new("/tmp/unused.bin");
+        let (ea, eaa) = (
+            build(&ctx, a, capture).unwrap(),
+            build(&ctx, aa, capture).unwrap(),
+        );
+        // The same variables with the same values: nothing of the name reaches the worker.
+        assert_eq!(ea.env, eaa.env);
+        assert_eq!(ea.env, base);
+        assert!(ea.capture.is_none() && eaa.capture.is_none());
+    }
 }

@@ -1,17 +1,23 @@
 //! The harness library behind the `harness` binary: runs the real pyperformance suite untraced and
-//! under each tracer configuration and writes a run directory (`docs/run-format.md`).
+//! under each tracer configuration and writes a run directory (`docs/run-format.md`, defined once in
+//! crate `rundir`).
 //!
 //! Split like pyperf: the suite (`suite`, the manifest), the configurations (`configs`) and the
-//! environment each worker gets (`environ`), spawning workers (`worker`), the run directory
-//! (`results`), the orchestration (`calibrate`, `runner`, `progress`), the machine description (`system`),
-//! setup (`venv`, `tracer`) and the command line (`cli`).
+//! environment each worker gets (`environ`), spawning workers and their command lines (`worker`),
+//! making a selection ready (`prepare`: venv, requirements, tracer), the run itself (`runner`: start
+//! or resume, then `calibrate` and `measure`, with `progress` on screen), the machine description
+//! (`system`), setup helpers (`venv`, `tracer`) and the command line (`cli`), which only parses and
+//! hands on.
+
+#![deny(unsafe_code)] // one exception: the pre-exec hook of `worker::run`
 
 pub mod calibrate;
 pub mod cli;
 pub mod configs;
 pub mod environ;
+pub mod measure;
+pub mod prepare;
 pub mod progress;
-pub mod results;
 pub mod runner;
 pub mod suite;
 pub mod system;

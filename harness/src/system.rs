@@ -5,8 +5,9 @@
 use crate::configs::Config;
 use crate::environ::{self, EnvContext};
 use crate::worker::{self, Outcome, WorkerSpec};
-use anyhow::Result;
-use serde_json::{json, Value};
+use anyhow::{bail, Result};
+use rundir::SystemInfo;
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -36,20 +37,30 @@ pub fn describe(
     python: &crate::venv::PythonInfo,
     tracer_version: Option<String>,
     memray: Option<&str>,
-) -> Value {
-    json!({
-        "cpu": cpu_model(),
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "kernel": format!("{} {}", read_trim("/proc/sys/kernel/ostype"), read_trim("/proc/sys/kernel/osrelease")),
-        "python": python.version_string(),
-        "python_build": python.build,
-        "python_executable": python.executable,
-        "tracer_version": tracer_version,
-        "pyperf": crate::venv::PYPERF,
-        "pyperformance": crate::venv::PYPERFORMANCE,
-        "memray": memray,
-        "harness_version": env!("CARGO_PKG_VERSION"),
-    })
+) -> SystemInfo {
+    SystemInfo {
+        cpu: Some(cpu_model()),
+        cores: Some(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1) as u64,
+        ),
+        kernel: Some(format!(
+            "{} {}",
+            read_trim("/proc/sys/kernel/ostype"),
+            read_trim("/proc/sys/kernel/osrelease")
+        )),
+        python: Some(python.version_string()),
+        python_build: Some(python.build.clone()),
+        tracer_version,
+        other: BTreeMap::from([
+            ("python_executable".into(), json!(python.executable)),
+            ("pyperf".into(), json!(crate::venv::PYPERF)),
+            ("pyperformance".into(), json!(crate::venv::PYPERFORMANCE)),
+            ("memray".into(), json!(memray)),
+            ("harness_version".into(), json!(env!("CARGO_PKG_VERSION"))),
+        ]),
+    }
 }
 
 /// Wall time of one `python -c pass` in the given environment; `None` if it failed or did not
@@ -162,7 +173,7 @@ pub fn remove_capture(capture: &Path) -> Result<()> {
 }
 
 /// The text of `system.txt`.
-pub fn system_txt(venv_python: &Path, info: &Value, costs: &str) -> String {
+pub fn system_txt(venv_python: &Path, info: &SystemInfo, costs: &str) -> String {
     let show = Command::new(venv_python)
         .args(["-m", "pyperf", "system", "show"])
         .output()
@@ -176,7 +187,11 @@ pub fn system_txt(venv_python: &Path, info: &Value, costs: &str) -> String {
         .unwrap_or_else(|e| format!("cannot run pyperf system show: {e}"));
     let mut out = String::new();
     let _ = writeln!(out, "# Machine and software\n");
-    if let Some(obj) = info.as_object() {
+    if let Some(obj) = serde_json::to_value(info)
+        .ok()
+        .as_ref()
+        .and_then(|v| v.as_object())
+    {
         for (k, v) in obj {
             let v = v
                 .as_str()
@@ -192,17 +207,25 @@ pub fn system_txt(venv_python: &Path, info: &Value, costs: &str) -> String {
 
 /// Free bytes on the file system holding `path`.
 pub fn free_bytes(path: &Path) -> Option<u64> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the right type;
-    // statvfs only writes into it.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Free space below which a run does not start, nor go on to its next benchmark (captures can be
+/// large; a stopped run continues with `--resume` once space is freed).
+pub const MIN_FREE_BYTES: u64 = 1 << 30;
+
+/// Fails with one line when the file system holding `dir` has less than [`MIN_FREE_BYTES`] free.
+pub fn ensure_free_space(dir: &Path) -> Result<()> {
+    if let Some(free) = free_bytes(dir) {
+        if free < MIN_FREE_BYTES {
+            bail!(
+                "no disk space: {} MiB free in {}, a run needs at least {} MiB",
+                free >> 20,
+                dir.display(),
+                MIN_FREE_BYTES >> 20
+            );
+        }
     }
-    // SAFETY: statvfs returned 0, so it filled in the struct.
-    let st = unsafe { st.assume_init() };
-    // The field types differ between targets (u32 on some), hence the casts.
-    #[allow(clippy::unnecessary_cast)]
-    Some(st.f_bavail as u64 * st.f_frsize as u64)
+    Ok(())
 }

@@ -3,11 +3,13 @@
 //! its own process group (so Ctrl-C reaches only the harness, which then stops it) and dies with
 //! the harness (`PR_SET_PDEATHSIG`), so a killed run leaves no stray benchmark behind.
 
+use crate::suite::Benchmark;
 use anyhow::{Context, Result};
+use rustix::process::{Pid, Signal};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -40,6 +42,51 @@ pub enum Outcome {
 
 const TAIL_LINES: usize = 20;
 
+/// What a pyperf worker is asked to do.
+#[derive(Debug, Clone)]
+pub enum PyperfJob {
+    /// `--calibrate-loops`: find the loops that make one value last at least `min_time` seconds.
+    CalibrateLoops { min_time: f64, warmups: u32 },
+    /// `values` values of `loops` loops each, after `warmups` warmups.
+    Measure {
+        loops: u64,
+        values: u32,
+        warmups: u32,
+    },
+}
+
+/// The arguments (after the interpreter) of one pyperf worker of `bench`:
+/// `-u run_benchmark.py <extra_opts> --worker --worker-task=K <job> --output FILE`.
+pub fn pyperf_args(bench: &Benchmark, task: u32, job: &PyperfJob, output: &Path) -> Vec<String> {
+    let mut args = vec![
+        "-u".to_string(),
+        bench.runscript.to_string_lossy().into_owned(),
+    ];
+    args.extend(bench.extra_opts.iter().cloned());
+    args.extend(["--worker".to_string(), format!("--worker-task={task}")]);
+    match job {
+        PyperfJob::CalibrateLoops { min_time, warmups } => args.extend([
+            "--calibrate-loops".to_string(),
+            format!("--min-time={min_time}"),
+            format!("--warmups={warmups}"),
+        ]),
+        PyperfJob::Measure {
+            loops,
+            values,
+            warmups,
+        } => args.extend([
+            format!("--loops={loops}"),
+            format!("--values={values}"),
+            format!("--warmups={warmups}"),
+        ]),
+    }
+    args.extend([
+        "--output".to_string(),
+        output.to_string_lossy().into_owned(),
+    ]);
+    args
+}
+
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -61,13 +108,13 @@ pub fn run(spec: &WorkerSpec, interrupted: &AtomicBool) -> Result<Outcome> {
         })
         .stderr(Stdio::piped())
         .process_group(0);
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent;
-    // it is the only call made between fork and exec.
+    // SAFETY: the closure runs between fork and exec, where only async-signal-safe calls are
+    // allowed: it makes one prctl(PR_SET_PDEATHSIG) system call, which allocates nothing and
+    // touches no memory of the parent.
+    #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
             Ok(())
         });
     }
@@ -115,11 +162,8 @@ pub fn run(spec: &WorkerSpec, interrupted: &AtomicBool) -> Result<Outcome> {
 
 /// Kills the worker and anything it started (python_startup and concurrent_imap start children).
 fn kill_group(child: &mut std::process::Child) {
-    let pid = child.id() as libc::pid_t;
-    // SAFETY: kill(2) with a negative pid signals the process group we created for this worker.
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
-    }
+    // The worker leads the process group made for it (`process_group(0)`).
+    let _ = rustix::process::kill_process_group(Pid::from_child(child), Signal::KILL);
     let _ = child.kill();
     let _ = child.wait();
 }

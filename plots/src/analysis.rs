@@ -11,7 +11,7 @@ use crate::pyperf::Benchmark;
 use crate::run::{ConfigInfo, RunDir, TracerLine};
 use crate::stats::hpt::{self, HptError, HptReport};
 use crate::stats::memory::{self, MemoryEntry, MemoryPair};
-use crate::stats::overhead::{self, Distribution, Summary};
+use crate::stats::overhead::{self, Distribution, Estimator, Summary};
 use crate::stats::ttest::{significance, Significance};
 use crate::stats::{geometric_mean, mean};
 
@@ -34,10 +34,13 @@ pub struct BenchRow {
     pub norm_mean: f64,
     /// pyperf's t-test of baseline against traced values.
     pub significance: Significance,
-    /// The pairwise overhead ratios.
+    /// The overhead distribution, formed by the analysis's estimator.
     pub overhead: Distribution,
-    /// Their mean and quantiles.
+    /// Its mean and quantiles.
     pub summary: Summary,
+    /// The value-by-value ratios (one per measured value): what `harness compare` tests between
+    /// two runs, whatever the estimator.
+    pub value_ratios: Distribution,
 }
 
 /// A benchmark without a result for a configuration, and why.
@@ -70,6 +73,10 @@ impl CaptureCost {
 pub struct ConfigAnalysis {
     /// The configuration.
     pub config: ConfigInfo,
+    /// An A/A check: untraced, like the baseline, so every row should read 1.00x.
+    pub aa: bool,
+    /// How the overhead distributions were formed.
+    pub estimator: Estimator,
     /// Benchmarks compared, in run.json order.
     pub rows: Vec<BenchRow>,
     /// Benchmarks without a comparison.
@@ -92,6 +99,19 @@ pub struct ConfigAnalysis {
 }
 
 impl ConfigAnalysis {
+    /// The rows the tables show as significant (pyperf's t-test; a test that cannot be computed
+    /// counts, as in `compare_to`).
+    pub fn significant_rows(&self) -> impl Iterator<Item = &BenchRow> {
+        self.rows
+            .iter()
+            .filter(|r| r.significance.shown_as_significant())
+    }
+
+    /// The measurements behind the ALL row (see [`Distribution::measured`]).
+    pub fn measured(&self) -> usize {
+        self.rows.iter().map(|r| r.overhead.measured()).sum()
+    }
+
     /// Capture bytes and events over all benchmarks.
     pub fn capture_total(&self) -> Option<CaptureCost> {
         if self.capture.is_empty() {
@@ -113,14 +133,22 @@ impl ConfigAnalysis {
 /// The analysis of a whole run.
 #[derive(Debug, Clone)]
 pub struct RunAnalysis {
+    /// How the overhead distributions were formed.
+    pub estimator: Estimator,
     /// The baseline configuration.
     pub baseline: ConfigInfo,
     /// Every other configuration, in run.json order.
     pub configs: Vec<ConfigAnalysis>,
 }
 
-/// Analyses every configuration of `run` against its baseline.
+/// Analyses every configuration of `run` against its baseline, with the default estimator.
 pub fn analyse(run: &RunDir) -> RunAnalysis {
+    analyse_with(run, Estimator::default())
+}
+
+/// Analyses every configuration of `run` against its baseline, forming the overhead distributions
+/// with `estimator`.
+pub fn analyse_with(run: &RunDir, estimator: Estimator) -> RunAnalysis {
     let baseline = run
         .info
         .configs
@@ -133,9 +161,13 @@ pub fn analyse(run: &RunDir) -> RunAnalysis {
         .configs
         .iter()
         .filter(|c| c.name != baseline.name)
-        .map(|c| analyse_config(run, c))
+        .map(|c| analyse_config(run, c, &baseline, estimator))
         .collect();
-    RunAnalysis { baseline, configs }
+    RunAnalysis {
+        estimator,
+        baseline,
+        configs,
+    }
 }
 
 /// Benchmark names in run.json order, then any others found in the pyperf files or in
@@ -172,7 +204,12 @@ fn failure_reason(run: &RunDir, bench: &str, config: &str) -> Option<String> {
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
-fn analyse_config(run: &RunDir, config: &ConfigInfo) -> ConfigAnalysis {
+fn analyse_config(
+    run: &RunDir,
+    config: &ConfigInfo,
+    baseline: &ConfigInfo,
+    estimator: Estimator,
+) -> ConfigAnalysis {
     let base_name = &run.info.baseline;
     let base_suite = run.suites.get(base_name);
     let suite = run.suites.get(&config.name);
@@ -197,7 +234,7 @@ fn analyse_config(run: &RunDir, config: &ConfigInfo) -> ConfigAnalysis {
         let pair =
             lookup(suite, &config.name).and_then(|t| Ok((t, lookup(base_suite, base_name)?)));
         match pair {
-            Ok((traced, base)) => rows.push(compare_benchmark(run, &base, &traced)),
+            Ok((traced, base)) => rows.push(compare_benchmark(run, &base, &traced, estimator)),
             Err(reason) => missing.push(Missing { name, reason }),
         }
     }
@@ -259,6 +296,8 @@ fn analyse_config(run: &RunDir, config: &ConfigInfo) -> ConfigAnalysis {
 
     ConfigAnalysis {
         config: config.clone(),
+        aa: config.tracer() == "none" && baseline.tracer() == "none",
+        estimator,
         rows,
         missing,
         all,
@@ -300,7 +339,12 @@ pub fn capture_cost(lines: &[TracerLine]) -> Option<CaptureCost> {
     any.then_some(cost)
 }
 
-fn compare_benchmark(run: &RunDir, base: &Benchmark, traced: &Benchmark) -> BenchRow {
+fn compare_benchmark(
+    run: &RunDir,
+    base: &Benchmark,
+    traced: &Benchmark,
+    estimator: Estimator,
+) -> BenchRow {
     let info = run.info.benchmarks.iter().find(|b| b.name == base.name);
     let tags = if base.tags.is_empty() {
         info.map(|i| i.tags.clone()).unwrap_or_default()
@@ -315,8 +359,10 @@ fn compare_benchmark(run: &RunDir, base: &Benchmark, traced: &Benchmark) -> Benc
     let traced_mean = mean(&traced_values).expect("checked: the configuration has values");
     let base_runs: Vec<&[f64]> = base.value_runs().map(|r| r.values.as_slice()).collect();
     let traced_runs: Vec<&[f64]> = traced.value_runs().map(|r| r.values.as_slice()).collect();
-    let overhead =
-        overhead::distribution(&traced_runs, &base_runs).expect("checked: both sides have values");
+    let ratios = |e| {
+        overhead::estimate(e, &traced_runs, &base_runs).expect("checked: both sides have values")
+    };
+    let overhead = ratios(estimator);
     BenchRow {
         name: base.name.clone(),
         tags,
@@ -328,6 +374,7 @@ fn compare_benchmark(run: &RunDir, base: &Benchmark, traced: &Benchmark) -> Benc
         significance: significance(&base_values, &traced_values),
         summary: overhead.summary(),
         overhead,
+        value_ratios: ratios(Estimator::ValueByValue),
     }
 }
 
@@ -415,7 +462,8 @@ mod tests {
         let row = &a.rows[0];
         assert_eq!(row.name, "a");
         assert!(!row.micro);
-        assert_eq!(row.overhead.ratios, vec![1.5; 4]);
+        assert_eq!(row.value_ratios.ratios, vec![1.5; 4]);
+        assert_eq!(row.summary.mean, 1.5);
         assert_eq!(row.norm_mean, 1.5);
         let missing: Vec<(&str, &str)> = a
             .missing
@@ -432,7 +480,8 @@ mod tests {
                 ("d", "failed: requirements did not install"),
             ]
         );
-        assert_eq!(a.all, vec![1.5; 4]);
+        assert!(a.all.iter().all(|r| *r == 1.5));
+        assert!(!a.aa, "Memray is not an A/A check");
         assert_eq!(a.geometric_mean, Some(1.5));
         assert!(a.hpt.is_err(), "2 values per side are too few for HPT");
         // Memray's statistics count allocations: 900 bytes / 100 allocations.

@@ -98,18 +98,8 @@ mod tests {
     }
 }
 
-/// A byte count with thousands separators: `1,234,567`.
-pub fn format_count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+/// A count with thousands separators: `1,234,567` (the tracer's own `tracer stats` formatting).
+pub use tracer_capture::text::thousands as format_count;
 
 /// A path segment for a markdown link: characters other than letters, digits and `-._+~` are
 /// percent-encoded, so `memray:native.md` is not read as a URL with the scheme `memray:`.

@@ -5,7 +5,8 @@
 //! The three public functions below are the whole interface the harness uses. Everything behind
 //! them is split like criterion: pure statistics (`stats`), the kernel density estimate (`kde`),
 //! the plots (`plot`), the markdown pages (`report`), the analysis that ties them to a run
-//! (`analysis`), and the only modules that touch files (`run` reads, `fs` writes). How the numbers
+//! (`analysis`), and the only modules that touch files (`run` reads, through the run-directory
+//! model of crate `rundir`; `fs` writes). How the numbers
 //! are computed, and why: docs/statistics.md.
 //!
 //! ```no_run
@@ -18,6 +19,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod analysis;
@@ -25,20 +27,27 @@ pub mod format;
 mod fs;
 pub mod kde;
 pub mod plot;
-pub mod pyperf;
+pub use rundir::pyperf;
 pub mod report;
 pub mod run;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
 
+pub use stats::overhead::Estimator;
+
 /// Writes `<run_dir>/report/`: `README.md` (the summary), one table per configuration
 /// (`<config>.md`), tracer-statistics pages (`tracer-stats/<config>/`), and `plots/*.png` +
 /// `plots/*.svg` (one violin plot per configuration, `all-configs` side by side). Returns the
 /// report directory. Works on an unfinished run too: what is missing is listed as missing.
 pub fn write_report(run_dir: &Path) -> anyhow::Result<PathBuf> {
+    write_report_with(run_dir, Estimator::default())
+}
+
+/// [`write_report`] with the overhead distributions formed by `estimator` (docs/statistics.md).
+pub fn write_report_with(run_dir: &Path, estimator: Estimator) -> anyhow::Result<PathBuf> {
     let run = run::load(run_dir)?;
-    let analysis = analysis::analyse(&run);
+    let analysis = analysis::analyse_with(&run, estimator);
     let dir = run_dir.join("report");
 
     let has_all_plot = write_plots(&analysis, &dir)?;
@@ -120,6 +129,18 @@ fn write_figure(fig: &plot::Figure, stem: &Path) -> anyhow::Result<()> {
     let with = |ext: &str| PathBuf::from(format!("{}.{ext}", stem.display()));
     fs::write(&with("png"), plot::draw::png(fig)?)?;
     fs::write(&with("svg"), plot::draw::svg(fig)?)
+}
+
+/// The warnings of a run's A/A checks: one line per untraced configuration (other than the
+/// baseline) with a row that pyperf's t-test calls significant.
+pub fn aa_warnings(run_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let analysis = analysis::analyse(&run::load(run_dir)?);
+    Ok(analysis
+        .configs
+        .iter()
+        .filter(|a| a.significant_rows().next().is_some())
+        .filter_map(report::aa_text)
+        .collect())
 }
 
 /// Compares two run directories for a tracer change (`a` is the reference, `b` the change) and

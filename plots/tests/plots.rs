@@ -5,15 +5,20 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use plots::analysis::{analyse, RunAnalysis};
+use plots::analysis::{analyse_with, RunAnalysis};
 use plots::plot::{self, draw, Figure};
 
 fn fixture_run() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run")
 }
 
+/// The value-by-value ratios: the widest violins, so that every row's body is large enough to count
+/// its pixels (the default bootstrap draws fib_calls 0.2x wide on an axis of 6x).
 fn analysis() -> RunAnalysis {
-    analyse(&plots::run::load(&fixture_run()).unwrap())
+    analyse_with(
+        &plots::run::load(&fixture_run()).unwrap(),
+        plots::Estimator::ValueByValue,
+    )
 }
 
 fn out_dir(test: &str) -> PathBuf {

@@ -9,7 +9,7 @@ mod font;
 use crate::analysis::{ConfigAnalysis, RunAnalysis};
 use crate::format::format_factor;
 use crate::kde;
-use crate::stats::overhead::summarize_sorted;
+use crate::stats::overhead::{summarize_sorted, Estimator};
 
 /// An RGB colour.
 pub type Rgb = (u8, u8, u8);
@@ -71,6 +71,13 @@ impl ViolinRow {
             q90: summary.q90,
             n: summary.n,
         }
+    }
+
+    /// The same row, labelled with `n` measurements behind it (the processes of a bootstrap,
+    /// whose resamples are not measurements).
+    pub fn measured(mut self, n: usize) -> Self {
+        self.n = n;
+        self
     }
 
     /// The filled outline as (x, y) points for a row drawn at height `y`: the upper edge left to
@@ -267,9 +274,13 @@ pub fn tracer_name(tracer: &str) -> &str {
     }
 }
 
-/// The x caption shared by every plot.
-pub const X_CAPTION: &str =
-    "time traced / time untraced (pairwise per process; 1.00x = no overhead)";
+/// The x caption of every plot: what one sample of the violins is.
+pub fn x_caption(estimator: Estimator) -> String {
+    format!(
+        "time traced / time untraced ({}; 1.00x = no overhead)",
+        estimator.describe()
+    )
+}
 
 /// One configuration: a row per benchmark (sorted by mean overhead, the largest at the top) and the
 /// ALL row on top; micro- and macro-benchmarks in two colours. `None` without compared benchmarks.
@@ -282,12 +293,12 @@ pub fn config_figure(a: &ConfigAnalysis) -> Option<Figure> {
         .iter()
         .map(|r| {
             let color = if r.micro { BLUE } else { RED };
-            ViolinRow::new(&r.name, color, &r.overhead.ratios)
+            ViolinRow::new(&r.name, color, &r.overhead.ratios).measured(r.overhead.measured())
         })
         .collect();
     rows.sort_by(|x, y| x.mean.total_cmp(&y.mean));
     let separator = rows.len();
-    rows.push(ViolinRow::new("ALL", GREY, &a.all));
+    rows.push(ViolinRow::new("ALL", GREY, &a.all).measured(a.measured()));
     let mut legend = Vec::new();
     if a.rows.iter().any(|r| r.micro) {
         legend.push(("micro-benchmark".to_string(), BLUE));
@@ -304,7 +315,7 @@ pub fn config_figure(a: &ConfigAnalysis) -> Option<Figure> {
     );
     Some(Figure::new(
         title,
-        X_CAPTION.to_string(),
+        x_caption(a.estimator),
         rows,
         Some(separator),
         legend,
@@ -320,7 +331,7 @@ pub fn all_configs_figure(run: &RunAnalysis) -> Option<Figure> {
         .filter(|a| !a.all.is_empty())
         .map(|a| {
             let label = format!("{} [{}]", a.config.display(), a.config.name);
-            ViolinRow::new(label, tracer_color(a.config.tracer()), &a.all)
+            ViolinRow::new(label, tracer_color(a.config.tracer()), &a.all).measured(a.measured())
         })
         .collect();
     if rows.is_empty() {
@@ -339,7 +350,7 @@ pub fn all_configs_figure(run: &RunAnalysis) -> Option<Figure> {
     }
     Some(Figure::new(
         "Overhead of every configuration: ALL benchmarks pooled".to_string(),
-        X_CAPTION.to_string(),
+        x_caption(run.estimator),
         rows,
         None,
         legend,

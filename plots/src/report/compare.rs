@@ -61,12 +61,15 @@ pub fn changes<'a>(before: &'a RunAnalysis, after: &'a RunAnalysis) -> Vec<Confi
             .iter()
             .filter_map(|rb| {
                 let ra = a.rows.iter().find(|r| r.name == rb.name)?;
-                let (mb, ma) = (mean(&rb.overhead.ratios)?, mean(&ra.overhead.ratios)?);
+                let (mb, ma) = (
+                    mean(&rb.value_ratios.ratios)?,
+                    mean(&ra.value_ratios.ratios)?,
+                );
                 Some(BenchChange {
                     before: rb,
                     after: ra,
                     change: ma / mb,
-                    significance: significance(&rb.overhead.ratios, &ra.overhead.ratios),
+                    significance: significance(&rb.value_ratios.ratios, &ra.value_ratios.ratios),
                 })
             })
             .collect();
@@ -75,8 +78,8 @@ pub fn changes<'a>(before: &'a RunAnalysis, after: &'a RunAnalysis) -> Vec<Confi
             .iter()
             .map(|c| hpt::Pair {
                 name: &c.before.name,
-                changed: &c.after.overhead.ratios,
-                reference: &c.before.overhead.ratios,
+                changed: &c.after.value_ratios.ratios,
+                reference: &c.before.value_ratios.ratios,
             })
             .collect();
         out.push(ConfigChange {

@@ -98,13 +98,14 @@ fn write_overhead_section(
     }
     writeln!(
         out,
-        "Time traced / time untraced, value by value of processes measured side by side \
-         (docs/statistics.md). Rows sorted by mean.\n"
+        "Time traced / time untraced: {}, processes measured side by side \
+         (docs/statistics.md). Rows sorted by mean.\n",
+        a.estimator.describe()
     )?;
     let mut table = MarkdownTable::new([
         "Benchmark",
         "kind",
-        "n",
+        "processes",
         "mean",
         "10%",
         "90%",
@@ -123,8 +124,10 @@ fn write_overhead_section(
             r.name.clone()
         };
         let n = match r.overhead.pairing {
-            Pairing::Pairwise => r.summary.n.to_string(),
-            Pairing::AgainstBaselineMean => format!("{} (vs. baseline mean)", r.summary.n),
+            Pairing::Pairwise => r.overhead.processes.to_string(),
+            Pairing::AgainstBaselineMean => {
+                format!("{} (vs. baseline mean)", r.overhead.processes)
+            }
         };
         let bpe = a
             .capture
@@ -146,10 +149,11 @@ fn write_overhead_section(
             .capture_total()
             .and_then(|c| c.bytes_per_event())
             .map_or("-".to_string(), |b| format!("{b:.2}"));
+        let processes: usize = a.rows.iter().map(|r| r.overhead.processes).sum();
         table.push([
             "ALL".to_string(),
             "".to_string(),
-            s.n.to_string(),
+            processes.to_string(),
             format_factor(s.mean),
             format_factor(s.q10),
             format_factor(s.q90),

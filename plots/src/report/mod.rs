@@ -79,6 +79,48 @@ pub fn geometric_mean_line(a: &ConfigAnalysis) -> String {
     }
 }
 
+/// `6 processes x 3 values (1 warmup)`, with `?` for what run.json did not record.
+pub fn settings_text(s: &crate::run::Settings) -> String {
+    if s.known() {
+        format!(
+            "{} processes x {} values ({} warmup)",
+            s.processes, s.values, s.warmups
+        )
+    } else {
+        "? processes x ? values (? warmup)".to_string()
+    }
+}
+
+/// The A/A line of an untraced configuration compared with the untraced baseline: `A/A check:
+/// geometric mean 1.00x, no significant row`, or the rows pyperf's t-test calls significant, as a
+/// warning (identical configurations that differ significantly mean the measurement is biased or
+/// too noisy to trust). `None` for a configuration that is not an A/A check.
+pub fn aa_text(a: &ConfigAnalysis) -> Option<String> {
+    if !a.aa {
+        return None;
+    }
+    let gm = a
+        .geometric_mean
+        .map_or("unknown".to_string(), format_factor);
+    let significant: Vec<String> = a
+        .significant_rows()
+        .map(|r| format!("{} ({})", r.name, format_factor(r.norm_mean)))
+        .collect();
+    Some(if significant.is_empty() {
+        format!(
+            "A/A check ({} vs. the baseline): geometric mean {gm}, no significant row",
+            a.config.name
+        )
+    } else {
+        format!(
+            "⚠ A/A check ({} vs. the baseline): geometric mean {gm}, significant: {} \
+             (identical configurations should not differ: distrust small overheads of this run)",
+            a.config.name,
+            significant.join(", ")
+        )
+    })
+}
+
 /// `1.02x` or `unknown`.
 pub fn memory_text(a: &ConfigAnalysis) -> String {
     a.memory_change
@@ -98,15 +140,17 @@ pub fn missing_text(missing: &[Missing]) -> String {
         .join(", ")
 }
 
-/// `mean 3.00x, 10%: 0.98x, 90%: 6.01x (90 ratios)` for the ALL row.
+/// `mean 3.00x, 10%: 0.98x, 90%: 6.01x (bootstrap of the ratio of means over rounds, 5
+/// benchmarks)` for the ALL row.
 pub fn all_text(a: &ConfigAnalysis) -> String {
     match &a.all_summary {
         Some(s) => format!(
-            "mean {}, 10%: {}, 90%: {} ({} pairwise ratios)",
+            "mean {}, 10%: {}, 90%: {} ({}, {} benchmarks)",
             format_factor(s.mean),
             format_factor(s.q10),
             format_factor(s.q90),
-            s.n
+            a.estimator.describe(),
+            a.rows.len()
         ),
         None => "no benchmark compared".to_string(),
     }

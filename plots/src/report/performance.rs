@@ -82,16 +82,11 @@ pub fn write_performance(
         };
         writeln!(out, "* {key}: {text}")?;
     }
-    let s = &info.settings;
-    let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
     writeln!(
         out,
-        "* Run: suite `{}`, {} processes x {} values ({} warmup) per benchmark and configuration, \
-         started {}, finished {}",
+        "* Run: suite `{}`, {} per benchmark and configuration, started {}, finished {}",
         info.suite.as_deref().unwrap_or("?"),
-        num(s.processes),
-        num(s.values),
-        num(s.warmups),
+        super::settings_text(&info.settings),
         info.started.as_deref().unwrap_or("?"),
         info.finished.as_deref().unwrap_or("no (interrupted)")
     )?;
@@ -106,9 +101,10 @@ pub fn write_performance(
     writeln!(out, "\n## Method\n")?;
     writeln!(
         out,
-        "- The overhead of a benchmark is the distribution of *time traced / time untraced*, \
-         value by value of processes measured side by side (pairwise ratios, see \
-         [statistics](statistics.md)); 1.00x means no overhead."
+        "- The overhead of a benchmark is *time traced / time untraced*, 1.00x meaning no \
+         overhead. Its violin is the {} (see [statistics](statistics.md)): the processes run in \
+         rounds, one of each configuration, in an order that rotates from round to round.",
+        analysis.estimator.describe()
     )?;
     writeln!(
         out,

@@ -5,11 +5,11 @@
 use std::fmt::{self, Write};
 
 use super::{
-    all_text, capture_text, config_page_file, config_title, geometric_mean_line, link, memory_text,
-    missing_text, plot_stem, tracer_index_file, ALL_CONFIGS_PLOT,
+    aa_text, all_text, capture_text, config_page_file, config_title, geometric_mean_line, link,
+    memory_text, missing_text, plot_stem, settings_text, tracer_index_file, ALL_CONFIGS_PLOT,
 };
 use crate::analysis::RunAnalysis;
-use crate::run::RunInfo;
+use crate::run::{ConfigOrder, RunInfo};
 
 /// Writes README.md. `run_name` is the run directory's name; `has_tracer_stats` says per
 /// configuration (by name) whether a tracer statistics index was written.
@@ -40,15 +40,18 @@ pub fn write_summary(
         "- suite: {}",
         info.suite.as_deref().unwrap_or("unknown")
     )?;
-    let s = &info.settings;
-    let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+    let mode = match info.settings.mode.as_str() {
+        "" => "?",
+        mode => mode,
+    };
+    let order = match info.settings.order {
+        ConfigOrder::Rotate => "configurations rotated from round to round",
+        ConfigOrder::Fixed => "configurations in the same order every round",
+    };
     writeln!(
         out,
-        "- settings: {} processes x {} values ({} warmup), mode {}",
-        num(s.processes),
-        num(s.values),
-        num(s.warmups),
-        s.mode.as_deref().unwrap_or("?")
+        "- settings: {}, mode {mode}, {order}",
+        settings_text(&info.settings)
     )?;
     writeln!(
         out,
@@ -80,6 +83,9 @@ pub fn write_summary(
         "- tracer version: {}",
         sys.tracer_version.as_deref().unwrap_or("missing")
     )?;
+    for aa in analysis.configs.iter().filter_map(aa_text) {
+        writeln!(out, "- {aa}")?;
+    }
     writeln!(out, "- [raw results](../pyperf/)")?;
     if has_all_plot {
         writeln!(
@@ -93,6 +99,9 @@ pub fn write_summary(
         writeln!(out, "\n## {}\n", config_title(a))?;
         writeln!(out, "- {}", geometric_mean_line(a))?;
         writeln!(out, "- Overhead, all benchmarks pooled: {}", all_text(a))?;
+        if let Some(aa) = aa_text(a) {
+            writeln!(out, "- {aa}")?;
+        }
         writeln!(out, "- Memory usage: {}", memory_text(a))?;
         if let Some(c) = capture_text(a) {
             writeln!(out, "- Capture: {c}")?;

@@ -84,12 +84,18 @@ impl Header {
 
     /// The mode's name as the CLI spells it.
     pub fn mode_name(&self) -> &'static str {
-        match (self.python_allocators(), self.native()) {
-            (false, false) => "default",
-            (true, false) => "python-allocators",
-            (false, true) => "native",
-            (true, true) => "python-allocators+native",
-        }
+        mode_name(self.python_allocators(), self.native())
+    }
+}
+
+/// A mode's name as the CLI and the harness spell it: `default`, `python-allocators`, `native` or
+/// `python-allocators+native`.
+pub fn mode_name(python_allocators: bool, native: bool) -> &'static str {
+    match (python_allocators, native) {
+        (false, false) => "default",
+        (true, false) => "python-allocators",
+        (false, true) => "native",
+        (true, true) => "python-allocators+native",
     }
 }
 

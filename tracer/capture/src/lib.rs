@@ -4,6 +4,8 @@
 //!
 //! The byte layout is described in `docs/capture-format.md`.
 
+#![forbid(unsafe_code)]
+
 pub mod analysis;
 pub mod compress;
 pub mod header;
@@ -12,6 +14,7 @@ pub mod native;
 pub mod reader;
 pub mod record;
 pub mod stacks;
+pub mod text;
 pub mod varint;
 
 pub use analysis::Stats;

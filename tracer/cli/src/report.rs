@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tracer_capture::analysis::Site;
 use tracer_capture::stacks::Frame;
+use tracer_capture::text::thousands;
 use tracer_capture::{read_capture, Capture, Header, Location, Stats};
 
 use crate::symbolize::Symbolizer;
@@ -112,19 +113,6 @@ pub fn stats(path: &Path, json: bool, native_only: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Bytes in the largest binary unit that keeps the number ≥ 1.

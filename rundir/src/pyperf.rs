@@ -1,13 +1,17 @@
-//! Defines the subset of pyperf's JSON 1.0 suite format the report reads: benchmarks, their runs'
-//! values and the metadata the statistics need (`name`, `tags`, `unit`, `mem_max_rss`).
+//! The pyperf JSON 1.0 suites of a run directory (`pyperf/<config>.json`, and the `--output` file of
+//! each worker): the subset the report reads ([`parse_suite`]: benchmarks, their runs' values and the
+//! metadata the statistics need, `name`, `tags`, `unit`, `mem_max_rss`), and the edits the harness
+//! makes to them ([`read_worker_runs`], [`merge_runs`], [`remove_benchmark`], [`truncate_runs`]).
 //!
 //! pyperf hoists metadata shared by every run into the benchmark, and metadata shared by every
 //! benchmark into the suite (`pyperf/_bench.py`), so a one-benchmark file keeps `name` at the top.
 //! [`parse_suite`] merges suite → benchmark → run, the later level winning, so every [`Run`] here
 //! carries what applies to it. Parsing is pure: it takes the text, not a path.
 
+use anyhow::{bail, Context};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use std::path::Path;
 
 /// One pyperf benchmark suite (one `pyperf/<config>.json`).
 #[derive(Debug, Clone, PartialEq)]
@@ -100,7 +104,8 @@ impl Benchmark {
 
     /// The mean of [`Benchmark::values`], or `None` without values.
     pub fn mean(&self) -> Option<f64> {
-        crate::stats::mean(&self.values())
+        let values = self.values();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
     }
 }
 
@@ -164,6 +169,128 @@ pub fn parse_suite(text: &str) -> Result<Suite, PyperfError> {
         });
     }
     Ok(Suite { benchmarks })
+}
+
+/// Reads a worker's `--output` file: exactly one benchmark; returns its name and its runs with
+/// suite, benchmark and run metadata merged into each run (later levels win, as pyperf loads), so
+/// that runs from different files merge without conflicts.
+pub fn read_worker_runs(path: &Path) -> anyhow::Result<(String, Vec<Value>)> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "pyperf worker process didn't produce JSON result ({})",
+            path.display()
+        )
+    })?;
+    let suite: Value = serde_json::from_str(&text)
+        .with_context(|| format!("pyperf worker wrote invalid JSON ({})", path.display()))?;
+    if suite["version"] != "1.0" {
+        bail!(
+            "pyperf worker wrote JSON version {}, expected 1.0",
+            suite["version"]
+        );
+    }
+    let benches = suite["benchmarks"]
+        .as_array()
+        .context("no benchmarks list")?;
+    if benches.len() != 1 {
+        bail!("worker produced {} benchmarks instead of 1", benches.len());
+    }
+    let suite_md = suite["metadata"].as_object().cloned().unwrap_or_default();
+    let bench_md = benches[0]["metadata"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mut common: Map<String, Value> = suite_md;
+    common.extend(bench_md);
+    let name = common
+        .get("name")
+        .and_then(Value::as_str)
+        .context("worker result has no benchmark name")?
+        .to_string();
+    let mut runs = Vec::new();
+    for run in benches[0]["runs"].as_array().context("no runs")? {
+        let mut md = common.clone();
+        if let Some(own) = run["metadata"].as_object() {
+            md.extend(own.clone());
+        }
+        let mut run = run.clone();
+        run["metadata"] = Value::Object(md);
+        runs.push(run);
+    }
+    Ok((name, runs))
+}
+
+/// The loops a calibration worker (`--calibrate-loops`) settled on, and the benchmark name it emitted.
+pub fn read_calibration(path: &Path) -> anyhow::Result<(String, u64)> {
+    let (name, runs) = read_worker_runs(path)?;
+    let md = &runs.first().context("calibration produced no run")?["metadata"];
+    let loops = md["calibrate_loops"]
+        .as_u64()
+        .or_else(|| md["loops"].as_u64())
+        .context("calibration run has no calibrate_loops")?;
+    Ok((name, loops))
+}
+
+/// An empty suite, as the first merged worker starts it.
+pub fn empty_suite() -> Value {
+    json!({"version": "1.0", "benchmarks": [], "metadata": {}})
+}
+
+/// Appends `runs` (from [`read_worker_runs`]) to benchmark `name` of `suite`, adding the benchmark
+/// when it is new; the benchmark and each run carry `tags`.
+pub fn merge_runs(
+    suite: &mut Value,
+    name: &str,
+    tags: &[String],
+    runs: Vec<Value>,
+) -> anyhow::Result<()> {
+    let benches = suite["benchmarks"]
+        .as_array_mut()
+        .context("pyperf suite without a benchmarks list")?;
+    let pos = benches
+        .iter()
+        .position(|b| b["metadata"]["name"].as_str() == Some(name));
+    let bench = match pos {
+        Some(i) => &mut benches[i],
+        None => {
+            benches.push(json!({"metadata": {"name": name, "tags": tags}, "runs": []}));
+            benches.last_mut().expect("just pushed")
+        }
+    };
+    let list = bench["runs"]
+        .as_array_mut()
+        .context("benchmark without runs")?;
+    for mut run in runs {
+        run["metadata"]["tags"] = json!(tags);
+        list.push(run);
+    }
+    Ok(())
+}
+
+/// Removes benchmark `name` from `suite`; returns whether it was there.
+pub fn remove_benchmark(suite: &mut Value, name: &str) -> bool {
+    let Some(benches) = suite["benchmarks"].as_array_mut() else {
+        return false;
+    };
+    let before = benches.len();
+    benches.retain(|b| b["metadata"]["name"].as_str() != Some(name));
+    benches.len() != before
+}
+
+/// Keeps at most `keep(name)` runs of every benchmark of `suite` (the first ones); returns whether
+/// anything was dropped.
+pub fn truncate_runs(suite: &mut Value, keep: impl Fn(&str) -> usize) -> bool {
+    let mut changed = false;
+    for b in suite["benchmarks"].as_array_mut().into_iter().flatten() {
+        let n = keep(b["metadata"]["name"].as_str().unwrap_or(""));
+        if let Some(runs) = b["runs"].as_array_mut() {
+            if runs.len() > n {
+                runs.truncate(n);
+                changed = true;
+            }
+        }
+    }
+    changed
 }
 
 #[cfg(test)]
