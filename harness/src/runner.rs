@@ -404,12 +404,8 @@ impl Runner<'_> {
                 }
                 StatsResult::Failed(e) => return Err(judged("invalid", e, tail)),
                 StatsResult::Ok(s) => {
-                    if s["truncated"] == json!(true) {
-                        return Err(judged(
-                            "invalid",
-                            "capture truncated (no end-of-capture record)".into(),
-                            tail,
-                        ));
+                    if let Some(problem) = crate::tracer::capture_problem(&s) {
+                        return Err(judged("invalid", problem, tail));
                     }
                     s
                 }
