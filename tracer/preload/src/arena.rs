@@ -4,7 +4,7 @@
 //! does nothing and `realloc` of one copies it out. Fresh blocks are zero (the arena is in `.bss`).
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 const SIZE: usize = 64 * 1024;
 /// What `malloc` guarantees on x86_64.
@@ -21,20 +21,33 @@ unsafe impl Sync for Memory {}
 static MEMORY: Memory = Memory(UnsafeCell::new([0; SIZE]));
 /// Bytes handed out so far, from the start of `MEMORY`.
 static USED: AtomicUsize = AtomicUsize::new(0);
+/// Set before the first block is handed out: until then `free` needs no range check (it usually
+/// never is: `dlsym` allocates only to report an error).
+static IN_USE: AtomicBool = AtomicBool::new(false);
 
 fn base() -> usize {
     MEMORY.0.get() as usize
 }
 
-/// Whether `ptr` is a block of the arena. One subtraction and one comparison: it runs in every `free`.
+/// Whether `ptr` is a block of the arena. It runs in every `free`: one load and a branch that is
+/// never taken while the arena is unused.
 #[inline(always)]
 pub fn owns(ptr: *mut libc::c_void) -> bool {
+    IN_USE.load(Relaxed) && in_range(ptr)
+}
+
+#[cold]
+#[inline(never)]
+fn in_range(ptr: *mut libc::c_void) -> bool {
     (ptr as usize).wrapping_sub(base()) < SIZE
 }
 
 /// A block of `size` bytes aligned to `align` (a power of two), or null when the arena is full.
 pub fn allocate(size: usize, align: usize) -> *mut libc::c_void {
     let align = align.max(MIN_ALIGN);
+    // Before any block exists; a block reaches another thread only through something that orders
+    // this store before that thread's `free` of it.
+    IN_USE.store(true, Relaxed);
     let mut used = USED.load(Relaxed);
     loop {
         let start = match (base() + used + SIZE_FIELD).checked_next_multiple_of(align) {
