@@ -320,12 +320,18 @@ tracer = {}
     )
     .unwrap();
     let mut cmd = harness();
-    cmd.args(["run", "-b", "richards", "--configs", "baseline,jemalloc-first"])
-        .arg("--config-file")
-        .arg(&cfg)
-        .args(["--processes", "1", "--results"])
-        .arg(&dir)
-        .args(SHORT);
+    cmd.args([
+        "run",
+        "-b",
+        "richards",
+        "--configs",
+        "baseline,jemalloc-first",
+    ])
+    .arg("--config-file")
+    .arg(&cfg)
+    .args(["--processes", "1", "--results"])
+    .arg(&dir)
+    .args(SHORT);
     let out = expect_code(&mut cmd, 1);
     let run = run_dir_of(&out);
     let failures = read_jsonl(&run.join("failures.jsonl"));

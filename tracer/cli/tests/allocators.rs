@@ -83,8 +83,14 @@ fn each_allocator_after_the_tracer_runs_the_known_sequence_and_all_of_it_is_reco
             );
             let probe = probe_line(&out.stdout);
             assert_eq!(probe.allocator, name);
-            assert_eq!(probe.owned, "4/4", "{name}: the live blocks are the allocator's");
-            assert_eq!(probe.usable_agree, "4/4", "{name}: malloc_usable_size is its own");
+            assert_eq!(
+                probe.owned, "4/4",
+                "{name}: the live blocks are the allocator's"
+            );
+            assert_eq!(
+                probe.usable_agree, "4/4",
+                "{name}: malloc_usable_size is its own"
+            );
             if name == "jemalloc" {
                 // Bytes this thread got from jemalloc: at least the whole sequence.
                 let sequence = 123_000 + 1000 + 16 + 256 + 4096 + 65536 + 200 + 8192;
@@ -121,10 +127,17 @@ fn python_on_each_allocator_is_recorded_with_its_stacks() {
             );
             let probe = probe_line(&out.stdout);
             assert_eq!(probe.allocator, name);
-            assert_eq!(probe.owned, "100/100", "{name}: the bytearrays are the allocator's");
+            assert_eq!(
+                probe.owned, "100/100",
+                "{name}: the bytearrays are the allocator's"
+            );
             assert_eq!(probe.usable_agree, "100/100", "{name}");
             if name != "mimalloc" {
-                assert!(probe.allocated >= 100 * 100_000, "{name}: {}", probe.allocated);
+                assert!(
+                    probe.allocated >= 100 * 100_000,
+                    "{name}: {}",
+                    probe.allocated
+                );
             }
             let s = stats_json(&cap);
             assert_eq!(s["truncated"], false);
@@ -133,7 +146,9 @@ fn python_on_each_allocator_is_recorded_with_its_stacks() {
                 .unwrap()
                 .iter()
                 .find(|site| site["stack"][0]["function"] == "allocate")
-                .unwrap_or_else(|| panic!("{name}: no site in allocate: {}", s["top_sites_by_bytes"]));
+                .unwrap_or_else(|| {
+                    panic!("{name}: no site in allocate: {}", s["top_sites_by_bytes"])
+                });
             // bytearray(100_000) asks for one byte more, for its NUL.
             assert_eq!(site["count"], 100, "{name} {site}");
             assert_eq!(site["bytes"], 100 * 100_001, "{name} {site}");
@@ -176,18 +191,27 @@ fn an_allocator_preloaded_before_the_tracer_is_reported_in_one_line() {
         );
         let warned = bypass_lines(&out.stderr);
         assert_eq!(warned.len(), 1, "{name}: {warned:?}");
-        assert!(warned[0].starts_with("tracer: hooks bypassed: malloc, free"), "{warned:?}");
+        assert!(
+            warned[0].starts_with("tracer: hooks bypassed: malloc, free"),
+            "{warned:?}"
+        );
         assert!(warned[0].contains(file), "{warned:?}");
         assert_eq!(probe_line(&out.stdout).allocator, name);
         let s = stats_json(&cap);
         assert_eq!(s["allocations"], 0, "{name}: nothing reached the hooks");
         assert!(s["header"]["allocator"].as_str().unwrap().ends_with(file));
         let reason = s["header"]["hooks_bypassed"].as_str().unwrap();
-        assert!(reason.contains(file) && reason.contains("LD_PRELOAD"), "{reason}");
+        assert!(
+            reason.contains(file) && reason.contains("LD_PRELOAD"),
+            "{reason}"
+        );
         let text = expect_code(tracer().arg("stats").arg(&cap), 0);
         let shown = bypass_lines(&text.stdout);
         assert_eq!(shown.len(), 1, "{shown:?}");
-        assert!(shown[0].starts_with("Allocator  HOOKS BYPASSED: malloc"), "{shown:?}");
+        assert!(
+            shown[0].starts_with("Allocator  HOOKS BYPASSED: malloc"),
+            "{shown:?}"
+        );
     }
 }
 
@@ -197,7 +221,11 @@ fn a_program_with_its_own_malloc_is_reported_by_tracer_run() {
     let exe = compile(&dir, "own_malloc", &[]);
     let cap = dir.join("cap.bin");
     let out = expect_code(
-        tracer().args(["run", "-o"]).arg(&cap).arg("--exec").arg(&exe),
+        tracer()
+            .args(["run", "-o"])
+            .arg(&cap)
+            .arg("--exec")
+            .arg(&exe),
         0,
     );
     let lines = bypass_lines(&out.stderr);
@@ -222,7 +250,11 @@ fn a_statically_linked_program_is_named_when_no_capture_appears() {
     let exe = compile(&dir, "known_sequence", &["-static"]);
     let cap = dir.join("cap.bin");
     let out = expect_code(
-        tracer().args(["run", "-o"]).arg(&cap).arg("--exec").arg(&exe),
+        tracer()
+            .args(["run", "-o"])
+            .arg(&cap)
+            .arg("--exec")
+            .arg(&exe),
         0,
     );
     let err = String::from_utf8_lossy(&out.stderr);
