@@ -44,18 +44,23 @@ impl Tracing {
 
     /// Sets `cmd`'s environment for this mode; a recording goes to `capture`.
     pub fn apply(self, cmd: &mut Command, capture: &Path) {
+        self.apply_with(cmd, capture, &library())
+    }
+
+    /// `apply` with the preload library `lib` (another build, for a side-by-side comparison).
+    pub fn apply_with(self, cmd: &mut Command, capture: &Path, lib: &Path) {
         let flag = |on: bool| if on { "1" } else { "0" };
         match self {
             Tracing::Off => {}
             Tracing::Loaded => {
-                cmd.env("LD_PRELOAD", library());
+                cmd.env("LD_PRELOAD", lib);
             }
             Tracing::On {
                 stack_source,
                 python_allocators,
                 native,
             } => {
-                cmd.env("LD_PRELOAD", library())
+                cmd.env("LD_PRELOAD", lib)
                     .env("TRACER_OUTPUT", capture)
                     .env("TRACER_STACK_SOURCE", stack_source)
                     .env("TRACER_PYTHON_ALLOCATORS", flag(python_allocators))
@@ -127,12 +132,29 @@ fn bootstrap() -> PathBuf {
 
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
+/// Another build of `libtracer.so` to bench side by side with this one (`BENCH_BASELINE_LIBRARY`,
+/// e.g. one built from `main`), so that a change is measured in the same run.
+pub fn baseline_library() -> Option<PathBuf> {
+    let lib = PathBuf::from(std::env::var_os("BENCH_BASELINE_LIBRARY")?);
+    assert!(
+        lib.is_file(),
+        "BENCH_BASELINE_LIBRARY={} is not a file",
+        lib.display()
+    );
+    Some(lib)
+}
+
 /// Runs `program args` under `tracing` and returns its stdout; the capture (if any) is deleted.
 pub fn run(tracing: Tracing, program: &Path, args: &[String]) -> String {
+    run_with(&library(), tracing, program, args)
+}
+
+/// `run` with the preload library `lib`.
+pub fn run_with(lib: &Path, tracing: Tracing, program: &Path, args: &[String]) -> String {
     let mut cmd = Command::new(program);
     cmd.args(args);
     let capture = capture_path();
-    tracing.apply(&mut cmd, &capture);
+    tracing.apply_with(&mut cmd, &capture, lib);
     let out = cmd.output().expect("run bench program");
     let _ = std::fs::remove_file(&capture);
     assert!(
@@ -154,7 +176,12 @@ pub fn capture_path() -> PathBuf {
 
 /// Runs a program that prints the nanoseconds its `iters` iterations took.
 pub fn timed(tracing: Tracing, program: &Path, args: &[String]) -> Duration {
-    let out = run(tracing, program, args);
+    timed_with(&library(), tracing, program, args)
+}
+
+/// `timed` with the preload library `lib`.
+pub fn timed_with(lib: &Path, tracing: Tracing, program: &Path, args: &[String]) -> Duration {
+    let out = run_with(lib, tracing, program, args);
     Duration::from_nanos(out.trim().parse().expect("nanoseconds"))
 }
 

@@ -320,12 +320,8 @@ impl Runner<'_> {
                 }
                 StatsResult::Failed(e) => return Ok(rejected(FailureKind::Invalid, e, tail)),
                 StatsResult::Ok(s) => {
-                    if s["truncated"] == json!(true) {
-                        return Ok(rejected(
-                            FailureKind::Invalid,
-                            "capture truncated (no end-of-capture record)".into(),
-                            tail,
-                        ));
+                    if let Some(problem) = crate::tracer::capture_problem(&s) {
+                        return Ok(rejected(FailureKind::Invalid, problem, tail));
                     }
                     s
                 }

@@ -123,6 +123,19 @@ pub fn parse_stats(stdout: &[u8]) -> Result<serde_json::Value> {
     Ok(v)
 }
 
+/// Why a capture's statistics (`tracer stats --json`) make the result invalid, if they do: the
+/// capture is truncated, or the process did not call the tracer's hooks (another `malloc` came first
+/// in its lookup order, so the capture misses those calls: a cheap run, not a traced one).
+pub fn capture_problem(stats: &serde_json::Value) -> Option<String> {
+    if stats["truncated"] == serde_json::Value::Bool(true) {
+        return Some("capture truncated (no end-of-capture record)".into());
+    }
+    stats["header"]["hooks_bypassed"]
+        .as_str()
+        .filter(|reason| !reason.is_empty())
+        .map(|reason| format!("hooks bypassed: {reason}"))
+}
+
 fn parse_env_lines(text: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -137,6 +150,27 @@ fn parse_env_lines(text: &str) -> Result<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncated_or_bypassed_captures_are_problems() {
+        let stats = |truncated: bool, bypassed: Option<&str>| {
+            let mut header = serde_json::json!({"pid": 1});
+            if let Some(b) = bypassed {
+                header["hooks_bypassed"] = b.into();
+            }
+            serde_json::json!({"truncated": truncated, "header": header})
+        };
+        // A capture from a tracer that predates the field, and one whose hooks were in use.
+        assert_eq!(capture_problem(&stats(false, None)), None);
+        assert_eq!(capture_problem(&stats(false, Some(""))), None);
+        assert!(capture_problem(&stats(true, Some("")))
+            .unwrap()
+            .contains("truncated"));
+        assert_eq!(
+            capture_problem(&stats(false, Some("malloc resolves to libjemalloc.so.2"))).unwrap(),
+            "hooks bypassed: malloc resolves to libjemalloc.so.2"
+        );
+    }
 
     #[test]
     fn env_lines() {

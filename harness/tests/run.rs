@@ -301,6 +301,51 @@ bootstrap = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
     assert!(!run.join("pyperf/raises-at-start.json").exists());
 }
 
+/// A traced worker whose `malloc` is not the tracer's (an allocator preloaded before it) writes a
+/// complete but empty capture: the result is invalid, not a cheap success.
+#[test]
+fn bypassed_hooks_make_the_result_invalid() {
+    let _guard = serial();
+    let dir = test_dir("bypassed");
+    let cfg = dir.join("configs.toml");
+    // `ld_preload` goes before the tracer's library: jemalloc's malloc comes first.
+    std::fs::write(
+        &cfg,
+        r#"
+[[config]]
+name = "jemalloc-first"
+ld_preload = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+tracer = {}
+"#,
+    )
+    .unwrap();
+    let mut cmd = harness();
+    cmd.args([
+        "run",
+        "-b",
+        "richards",
+        "--configs",
+        "baseline,jemalloc-first",
+    ])
+    .arg("--config-file")
+    .arg(&cfg)
+    .args(["--processes", "1", "--results"])
+    .arg(&dir)
+    .args(SHORT);
+    let out = expect_code(&mut cmd, 1);
+    let run = run_dir_of(&out);
+    let failures = read_jsonl(&run.join("failures.jsonl"));
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["config"], "jemalloc-first");
+    assert_eq!(failures[0]["kind"], "invalid", "{}", failures[0]);
+    let reason = failures[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("hooks bypassed: malloc, free") && reason.contains("libjemalloc"),
+        "{reason}"
+    );
+    assert!(!run.join("pyperf/jemalloc-first.json").exists());
+}
+
 #[test]
 fn bad_input_is_one_clear_line() {
     let dir = test_dir("bad-input");

@@ -1,12 +1,13 @@
 //! The allocation hook: a `malloc(64)`/`free` pair through the preload with tracing on, against the same
 //! pair with no preload and with the preload loaded but not recording. Also the hook's tail latency,
 //! each pair timed alone (hdrhistogram, printed), and the same pair 40 C calls deep with native
-//! unwinding (`--native`).
+//! unwinding (`--native`). With `BENCH_BASELINE_LIBRARY` set to another build of `libtracer.so`, the
+//! hook pair's two preload cases run with it too (`*_baseline`), side by side in the same group.
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
 use hdrhistogram::Histogram;
 
-use benches::{compile, run, timed, Tracing};
+use benches::{baseline_library, compile, library, run, timed, timed_with, Tracing};
 
 const CASES: [(&str, Tracing); 3] = [
     ("untraced", Tracing::Off),
@@ -40,10 +41,20 @@ fn benches_fn(c: &mut Criterion) {
     let program = compile("malloc_loop");
     latency(&program);
     let mut g = c.benchmark_group("malloc_free_pair");
+    let this = library();
+    let baseline = baseline_library();
     for (name, tracing) in CASES {
-        g.bench_function(name, |b| {
-            b.iter_custom(|iters| timed(tracing, &program, &["time".into(), iters.to_string()]))
-        });
+        let mut libraries = vec![(name.to_string(), &this)];
+        if let Some(lib) = baseline.as_ref().filter(|_| tracing != Tracing::Off) {
+            libraries.push((format!("{name}_baseline"), lib));
+        }
+        for (name, lib) in libraries {
+            g.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    timed_with(lib, tracing, &program, &["time".into(), iters.to_string()])
+                })
+            });
+        }
     }
     g.finish();
 
