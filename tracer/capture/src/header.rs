@@ -28,6 +28,12 @@ pub struct Header {
     pub python_version: String,
     pub executable: String,
     pub command_line: Vec<String>,
+    /// The object whose `malloc` the program's calls end in (glibc's, jemalloc's, ...), seen at
+    /// start-up; empty in captures written before it was recorded.
+    pub allocator: String,
+    /// Why the tracer's hooks are not the functions the process calls (another `malloc` comes first
+    /// in the lookup order), or empty when they are: a capture with this set misses those calls.
+    pub hooks_bypassed: String,
 }
 
 impl Header {
@@ -45,6 +51,8 @@ impl Header {
         for arg in &self.command_line {
             push_str(&mut body, arg);
         }
+        push_str(&mut body, &self.allocator);
+        push_str(&mut body, &self.hooks_bypassed);
         let mut out = Vec::with_capacity(body.len() + 14);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -66,10 +74,17 @@ impl Header {
             python_version: c.string().ok()?,
             executable: c.string().ok()?,
             command_line: Vec::new(),
+            allocator: String::new(),
+            hooks_bypassed: String::new(),
         };
         let argc = c.varint().ok()?;
         for _ in 0..argc {
             h.command_line.push(c.string().ok()?);
+        }
+        // Added later at the end of the body: older captures stop before them.
+        if !c.is_empty() {
+            h.allocator = c.string().ok()?;
+            h.hooks_bypassed = c.string().ok()?;
         }
         Some(h)
     }
@@ -124,6 +139,8 @@ mod tests {
             python_version: "3.11.7 (main)".into(),
             executable: "/usr/bin/python3.11".into(),
             command_line: vec!["python3".into(), "x.py".into()],
+            allocator: "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2".into(),
+            hooks_bypassed: String::new(),
         };
         let bytes = h.encode();
         assert_eq!(&bytes[..8], MAGIC);
@@ -133,5 +150,26 @@ mod tests {
             Some(h.clone())
         );
         assert_eq!(h.mode_name(), "native");
+    }
+
+    #[test]
+    fn header_without_the_allocator_fields_still_reads() {
+        let h = Header {
+            format_version: FORMAT_VERSION,
+            pid: 7,
+            command_line: vec!["prog".into()],
+            allocator: "x".into(),
+            hooks_bypassed: "y".into(),
+            ..Header::default()
+        };
+        let bytes = h.encode();
+        let body = &bytes[14..];
+        // An older tracer's header: the same body without the two strings (one length byte each
+        // plus one byte of content).
+        let old = &body[..body.len() - 4];
+        let read = Header::decode_body(FORMAT_VERSION, old).unwrap();
+        assert_eq!(read.allocator, "");
+        assert_eq!(read.hooks_bypassed, "");
+        assert_eq!(read.command_line, ["prog"]);
     }
 }

@@ -17,6 +17,6 @@ pub mod varint;
 pub use analysis::Stats;
 pub use header::Header;
 pub use native::{NativeFrame, NativeId, NativeTree};
-pub use reader::{read_capture, Capture, Event, ReadError};
+pub use reader::{read_capture, read_header, Capture, Event, ReadError};
 pub use record::Kind;
 pub use stacks::{Location, StackId, StackTree};

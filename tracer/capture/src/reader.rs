@@ -101,16 +101,24 @@ fn read_up_to(r: &mut impl Read, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes a capture from `r`.
-pub fn read_capture(mut r: impl Read) -> Result<Capture, ReadError> {
-    let prefix = read_up_to(&mut r, 14)?;
+fn corrupt(offset: u64, reason: &str) -> ReadError {
+    ReadError::Corrupt {
+        offset,
+        reason: reason.to_string(),
+    }
+}
+
+/// Decodes only a capture's header (what `tracer run` reports on); the rest is not read.
+pub fn read_header(mut r: impl Read) -> Result<Header, ReadError> {
+    read_header_frame(&mut r).map(|(header, _)| header)
+}
+
+/// The header and the header frame's length in bytes.
+fn read_header_frame(r: &mut impl Read) -> Result<(Header, u64), ReadError> {
+    let prefix = read_up_to(r, 14)?;
     if prefix.len() < MAGIC.len() || &prefix[..8] != MAGIC {
         return Err(ReadError::NotACapture);
     }
-    let corrupt = |offset: u64, reason: &str| ReadError::Corrupt {
-        offset,
-        reason: reason.to_string(),
-    };
     if prefix.len() < 14 {
         return Err(corrupt(
             prefix.len() as u64,
@@ -125,7 +133,7 @@ pub fn read_capture(mut r: impl Read) -> Result<Capture, ReadError> {
     if header_len > MAX_FRAME_LEN {
         return Err(corrupt(10, "header length out of range"));
     }
-    let body = read_up_to(&mut r, header_len as usize)?;
+    let body = read_up_to(r, header_len as usize)?;
     if body.len() < header_len as usize {
         return Err(corrupt(
             14 + body.len() as u64,
@@ -134,12 +142,17 @@ pub fn read_capture(mut r: impl Read) -> Result<Capture, ReadError> {
     }
     let header =
         Header::decode_body(version, &body).ok_or_else(|| corrupt(14, "malformed header"))?;
+    Ok((header, 14 + u64::from(header_len)))
+}
 
+/// Decodes a capture from `r`.
+pub fn read_capture(mut r: impl Read) -> Result<Capture, ReadError> {
+    let (header, header_bytes) = read_header_frame(&mut r)?;
     let mut cap = Capture {
         header,
         ..Capture::default()
     };
-    let mut offset = 14 + u64::from(header_len);
+    let mut offset = header_bytes;
     let mut ended = false;
     loop {
         let prefix = read_up_to(&mut r, FRAME_PREFIX_LEN)?;

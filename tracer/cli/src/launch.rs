@@ -145,6 +145,60 @@ fn resolve_python(python: &str) -> Result<String> {
     })
 }
 
+/// The line `tracer run` ends with: where the capture is, or why it says little or nothing.
+fn report_capture(output: &Path, program: &str) {
+    let shown = output.display();
+    if !output.is_file() {
+        let why = find_program(program)
+            .filter(|p| is_static(p))
+            .map(|p| {
+                format!(
+                    " ({} is statically linked: LD_PRELOAD cannot load the tracer into it)",
+                    p.display()
+                )
+            })
+            .unwrap_or_default();
+        eprintln!("tracer: no capture was written to {shown}{why}");
+        return;
+    }
+    let header = std::fs::File::open(output)
+        .ok()
+        .and_then(|f| tracer_capture::read_header(std::io::BufReader::new(f)).ok());
+    match header {
+        Some(h) if !h.hooks_bypassed.is_empty() => eprintln!(
+            "tracer: wrote {shown}, but the hooks were bypassed: {}",
+            h.hooks_bypassed
+        ),
+        _ => eprintln!("tracer: wrote {shown}; read it with `tracer stats {shown}`"),
+    }
+}
+
+/// `program` as `Command` would find it: a path, or the first match on `PATH`.
+fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Whether `path` is an ELF executable without a program interpreter: the dynamic linker never
+/// runs, so nothing is preloaded.
+fn is_static(path: &Path) -> bool {
+    use object::read::elf::{ElfFile64, ProgramHeader};
+    let Ok(data) = std::fs::read(path) else {
+        return false;
+    };
+    let Ok(elf) = ElfFile64::<object::Endianness>::parse(&*data) else {
+        return false;
+    };
+    let endian = elf.endian();
+    !elf.elf_program_headers()
+        .iter()
+        .any(|ph| ph.p_type(endian) == object::elf::PT_INTERP)
+}
+
 extern "C" fn ignore_signal(_: libc::c_int) {}
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
@@ -162,12 +216,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         std::fs::remove_file(&output)
             .with_context(|| format!("cannot remove {}", output.display()))?;
     }
+    let program = if args.exec {
+        args.args[0].clone()
+    } else {
+        resolve_python(&args.python)?
+    };
     let mut cmd = if args.exec {
-        let mut c = Command::new(&args.args[0]);
+        let mut c = Command::new(&program);
         c.args(&args.args[1..]);
         c
     } else {
-        let mut c = Command::new(resolve_python(&args.python)?);
+        let mut c = Command::new(&program);
         if let Some(m) = &args.module {
             c.arg("-m").arg(m);
         }
@@ -187,15 +246,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let status = cmd
         .status()
         .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
-    if output.is_file() {
-        eprintln!(
-            "tracer: wrote {}; read it with `tracer stats {}`",
-            output.display(),
-            output.display()
-        );
-    } else {
-        eprintln!("tracer: no capture was written to {}", output.display());
-    }
+    report_capture(&output, &program);
     use std::os::unix::process::ExitStatusExt;
     let code = status
         .code()

@@ -169,6 +169,11 @@ fn render_text(
         let _ = write!(what, ", Python {version}, stack source {}", h.stack_source);
     }
     let _ = writeln!(o, "Process    {what}, mode {}", h.mode_name());
+    if !h.hooks_bypassed.is_empty() {
+        let _ = writeln!(o, "Allocator  HOOKS BYPASSED: {}", h.hooks_bypassed);
+    } else if !h.allocator.is_empty() {
+        let _ = writeln!(o, "Allocator  {} (the hooks forward to it)", h.allocator);
+    }
     match &cap.truncated {
         Some(reason) => {
             let _ = writeln!(

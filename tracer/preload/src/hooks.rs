@@ -1,6 +1,7 @@
 //! Defines every exported allocator entry point (the whole ABI surface of `libtracer.so` is the list in
-//! `lib.rs`). Each hook forwards to glibc's real function and reports through one funnel,
-//! `track::with_buffer`. Frees are recorded before the real call and allocations after it, so an
+//! `lib.rs`). Each hook forwards to the function the program would have called without the tracer
+//! (`forward`: the next definition in the lookup order, glibc's or another allocator's) and reports
+//! through one funnel, `track::with_buffer`. Frees are recorded before the real call and allocations after it, so an
 //! address is never seen handed out again before the free that released it (see `order.rs`).
 //!
 //! # Safety
@@ -11,8 +12,7 @@
 use libc::{c_char, c_int, c_void, off_t, size_t};
 use tracer_capture::Kind;
 
-use crate::libc_alloc::*;
-use crate::{inner_maps, lifecycle, track};
+use crate::{arena, forward, inner_maps, lifecycle, state, tls, track};
 
 #[inline(always)]
 fn on_allocation(kind: Kind, ptr: *mut c_void, size: size_t) {
@@ -30,38 +30,57 @@ fn on_free(ptr: *mut c_void) {
 
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
-    let ptr = __libc_malloc(size);
+    let ptr = forward::MALLOC.get()(size);
     on_allocation(Kind::Malloc, ptr, size);
     ptr
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    // Blocks of the bootstrap arena were never recorded, and no allocator knows them.
+    if arena::owns(ptr) {
+        return;
+    }
     on_free(ptr);
-    __libc_free(ptr)
+    forward::FREE.get()(ptr)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
-    let ptr = __libc_calloc(n, size);
-    // A product that overflows makes glibc return NULL, so it is never recorded.
+    let ptr = forward::CALLOC.get()(n, size);
+    // A product that overflows makes calloc return NULL, so it is never recorded.
     on_allocation(Kind::Calloc, ptr, n.wrapping_mul(size));
     ptr
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: size_t) -> *mut c_void {
-    // The epoch is taken before the real call: once glibc releases the old block another thread may
-    // get it back, and its record must come after this one.
+    if arena::owns(ptr) {
+        return realloc_arena_block(ptr, size);
+    }
+    // The epoch is taken before the real call: once the allocator releases the old block another
+    // thread may get it back, and its record must come after this one.
     let mut epoch = None;
     track::with_buffer(|b| epoch = Some(b.epoch()));
-    let new = __libc_realloc(ptr, size);
+    let new = forward::REALLOC.get()(ptr, size);
     if let Some(epoch) = epoch {
-        // NULL with size 0 means glibc freed the block; NULL otherwise means failure (old block kept).
+        // NULL with size 0 means the block was freed; NULL otherwise means failure (old block kept).
         if !new.is_null() || (size == 0 && !ptr.is_null()) {
             let size = if new.is_null() { 0 } else { size as u64 };
             track::with_buffer(|b| b.realloc(Kind::Realloc, epoch, ptr as u64, new as u64, size));
         }
+    }
+    new
+}
+
+/// A block of the bootstrap arena moves to the real allocator: a fresh block (recorded as a realloc
+/// from nothing: the arena block never was) with the old contents.
+#[cold]
+unsafe fn realloc_arena_block(ptr: *mut c_void, size: size_t) -> *mut c_void {
+    let new = realloc(std::ptr::null_mut(), size);
+    if !new.is_null() {
+        let keep = arena::size_of(ptr).min(size);
+        std::ptr::copy_nonoverlapping(ptr as *const u8, new as *mut u8, keep);
     }
     new
 }
@@ -83,49 +102,43 @@ pub unsafe extern "C" fn posix_memalign(
     align: size_t,
     size: size_t,
 ) -> c_int {
-    if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<*mut c_void>()) {
-        return libc::EINVAL;
+    let rc = forward::POSIX_MEMALIGN.get()(out, align, size);
+    if rc == 0 {
+        on_allocation(Kind::PosixMemalign, *out, size);
     }
-    let ptr = __libc_memalign(align, size);
-    if ptr.is_null() {
-        return libc::ENOMEM;
-    }
-    *out = ptr;
-    on_allocation(Kind::PosixMemalign, ptr, size);
-    0
+    rc
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
-    // glibc 2.36's aligned_alloc is memalign (it accepts any alignment); keep its behaviour.
-    let ptr = __libc_memalign(align, size);
+    let ptr = forward::ALIGNED_ALLOC.get()(align, size);
     on_allocation(Kind::AlignedAlloc, ptr, size);
     ptr
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
-    let ptr = __libc_memalign(align, size);
+    let ptr = forward::MEMALIGN.get()(align, size);
     on_allocation(Kind::Memalign, ptr, size);
     ptr
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
-    let ptr = __libc_valloc(size);
+    let ptr = forward::VALLOC.get()(size);
     on_allocation(Kind::Valloc, ptr, size);
     ptr
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
-    let ptr = __libc_pvalloc(size);
+    let ptr = forward::PVALLOC.get()(size);
     on_allocation(Kind::Pvalloc, ptr, size);
     ptr
 }
 
-// mmap & co go straight to the system call: glibc's wrappers do nothing more on x86_64, and this needs
-// no dlsym (which can allocate) before the real functions are known.
+// mmap & co: system calls, unless a library after us defines them (see `forward`). What the
+// program's allocator maps for its own heap (inside a forwarded call) is not the program's mapping.
 
 #[no_mangle]
 pub unsafe extern "C" fn mmap(
@@ -136,12 +149,16 @@ pub unsafe extern "C" fn mmap(
     fd: c_int,
     off: off_t,
 ) -> *mut c_void {
-    let ptr = libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void;
+    let ptr = forward::MMAP.get()(addr, len, prot, flags, fd, off);
     if ptr != libc::MAP_FAILED {
-        if track::inside_tracer() {
-            inner_maps::remember(ptr as usize, len);
-        } else {
-            on_allocation(Kind::Mmap, ptr, len);
+        match tls::guard() {
+            0 => on_allocation(Kind::Mmap, ptr, len),
+            tls::GUARD_ALLOCATOR => {}
+            _ => {
+                if state::recording() {
+                    inner_maps::remember(ptr as usize, len);
+                }
+            }
         }
     }
     ptr
@@ -161,10 +178,10 @@ pub unsafe extern "C" fn mmap64(
 
 #[no_mangle]
 pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
-    if !inner_maps::forget(addr as usize) {
+    if tls::guard() != tls::GUARD_ALLOCATOR && !inner_maps::forget(addr as usize) {
         track::with_buffer(|b| b.munmap(addr as u64, len as u64));
     }
-    libc::syscall(libc::SYS_munmap, addr, len) as c_int
+    forward::MUNMAP.get()(addr, len)
 }
 
 /// `mremap` is variadic in C; the fifth argument is read only with `MREMAP_FIXED`, and on x86_64 a
@@ -177,8 +194,7 @@ pub unsafe extern "C" fn mremap(
     flags: c_int,
     new_addr: *mut c_void,
 ) -> *mut c_void {
-    let ptr =
-        libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void;
+    let ptr = forward::MREMAP.get()(old, old_len, new_len, flags, new_addr);
     if ptr != libc::MAP_FAILED {
         track::with_buffer(|b| {
             b.munmap(old as u64, old_len as u64);
@@ -257,4 +273,27 @@ pub unsafe extern "C" fn _exit(status: c_int) -> ! {
 #[no_mangle]
 pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     _exit(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_of_the_bootstrap_arena_can_be_freed_and_reallocated() {
+        // Two blocks: the compiler knows `free` and may drop stores to a freed block.
+        let (kept, freed) = (arena::allocate(32, 1), arena::allocate(32, 1));
+        // SAFETY: fresh 32-byte blocks; `moved` is a live block of at least 64 bytes.
+        unsafe {
+            free(freed); // no allocator knows it: nothing to do
+            std::ptr::write_bytes(kept as *mut u8, 0xab, 32);
+            let moved = realloc(kept, 64);
+            assert!(!moved.is_null() && !arena::owns(moved));
+            let copied = std::slice::from_raw_parts(moved as *const u8, 32);
+            assert!(copied.iter().all(|&b| b == 0xab));
+            // The real allocator's block: its own size query knows it.
+            assert!(libc::malloc_usable_size(moved) >= 64);
+            free(moved);
+        }
+    }
 }

@@ -8,13 +8,16 @@
 //! Modules: `hooks` (the exported entry points), `track` (the funnel and thread lifecycle), `buffer`
 //! (a thread's chunk), `order` (cross-thread order), `writer` (queue, file, exit, fork), `lifecycle`
 //! (constructor, destructor, fork handlers), `native` (native stacks: unwinding, the trie, the module
-//! map), `tls` (per-thread state), `libc_alloc` (glibc's real
-//! allocator and the library's own), `config`, `state`, `clock`.
+//! map), `tls` (per-thread state), `forward` (the allocator the hooks forward to, and whether the hooks
+//! are in use at all), `arena` (memory while that allocator is looked up), `libc_alloc` (the library's
+//! own allocator: glibc's), `config`, `state`, `clock`.
 
+mod arena;
 mod buffer;
 mod clock;
 mod config;
 mod descriptors;
+mod forward;
 mod hooks;
 mod inner_maps;
 mod libc_alloc;

@@ -1,20 +1,12 @@
-//! Provides glibc's real allocator entry points (`__libc_malloc` & co, exported by glibc for exactly
-//! this purpose, so no `dlsym` and no dlsym→calloc recursion) and the preload's own global allocator,
-//! which calls them directly so the tracer's allocations never enter its hooks.
+//! Provides the preload's own global allocator: glibc's malloc, found by `forward` in glibc itself
+//! (not through the symbol lookup, which leads to the hooks or to the program's allocator), so the
+//! tracer's allocations never enter its hooks, nor the program's jemalloc, tcmalloc or mimalloc.
 
 use std::alloc::{GlobalAlloc, Layout};
 
-use libc::{c_void, size_t};
+use libc::c_void;
 
-extern "C" {
-    pub fn __libc_malloc(size: size_t) -> *mut c_void;
-    pub fn __libc_calloc(n: size_t, size: size_t) -> *mut c_void;
-    pub fn __libc_realloc(ptr: *mut c_void, size: size_t) -> *mut c_void;
-    pub fn __libc_free(ptr: *mut c_void);
-    pub fn __libc_memalign(align: size_t, size: size_t) -> *mut c_void;
-    pub fn __libc_valloc(size: size_t) -> *mut c_void;
-    pub fn __libc_pvalloc(size: size_t) -> *mut c_void;
-}
+use crate::forward::{GLIBC_CALLOC, GLIBC_FREE, GLIBC_MALLOC, GLIBC_MEMALIGN, GLIBC_REALLOC};
 
 /// glibc's malloc alignment on x86_64.
 const MALLOC_ALIGN: usize = 16;
@@ -27,15 +19,15 @@ pub struct LibcAllocator;
 unsafe impl GlobalAlloc for LibcAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= MALLOC_ALIGN {
-            __libc_malloc(layout.size()) as *mut u8
+            GLIBC_MALLOC.get()(layout.size()) as *mut u8
         } else {
-            __libc_memalign(layout.align(), layout.size()) as *mut u8
+            GLIBC_MEMALIGN.get()(layout.align(), layout.size()) as *mut u8
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         if layout.align() <= MALLOC_ALIGN {
-            __libc_calloc(1, layout.size()) as *mut u8
+            GLIBC_CALLOC.get()(1, layout.size()) as *mut u8
         } else {
             let p = self.alloc(layout);
             if !p.is_null() {
@@ -46,12 +38,12 @@ unsafe impl GlobalAlloc for LibcAllocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
-        __libc_free(ptr as *mut c_void)
+        GLIBC_FREE.get()(ptr as *mut c_void)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if layout.align() <= MALLOC_ALIGN {
-            __libc_realloc(ptr as *mut c_void, new_size) as *mut u8
+            GLIBC_REALLOC.get()(ptr as *mut c_void, new_size) as *mut u8
         } else {
             let new = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));
             if !new.is_null() {

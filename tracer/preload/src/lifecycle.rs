@@ -79,6 +79,11 @@ extern "C" fn on_load() {
         path.as_mut_os_string().push(format!(".{pid}"));
     }
     clock::start();
+    crate::forward::resolve();
+    let hooks_bypassed = crate::forward::bypass().unwrap_or_default();
+    if !hooks_bypassed.is_empty() {
+        state::stderr_line(&format!("tracer: hooks bypassed: {hooks_bypassed}\n"));
+    }
     let header = Header {
         format_version: FORMAT_VERSION,
         pid: pid as u32,
@@ -91,6 +96,8 @@ extern "C" fn on_load() {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         command_line: command_line(),
+        allocator: crate::forward::program_allocator(),
+        hooks_bypassed,
     };
     if let Err(err) = writer::open(&path, &header) {
         state::stderr_line(&format!(
@@ -152,7 +159,7 @@ pub fn before_exec() {
 
 extern "C" fn before_fork() {
     // SAFETY: this thread's own state; the guard is cleared by the matching after-fork handler.
-    unsafe { (*tls::state()).guard = 1 };
+    unsafe { (*tls::state()).guard = tls::GUARD_TRACER };
     writer::before_fork();
     crate::inner_maps::before_fork();
 }

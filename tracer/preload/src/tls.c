@@ -5,7 +5,8 @@
 #include <stdint.h>
 
 struct tracer_thread_state {
-    uint32_t guard;  /* non-zero while the tracer itself runs on this thread: hooks only forward */
+    uint32_t guard;  /* non-zero (a GUARD_* value of tls.rs) while the tracer itself, the program's
+                        allocator called by a hook, or the allocator lookup runs: hooks only forward */
     uint32_t status; /* 0: no buffer yet, 1: buffer attached, 2: thread is exiting */
     void *buffer;    /* the thread's ThreadBuffer while status == 1 */
     uint32_t thread; /* the tracer's number for this thread */

@@ -10,6 +10,15 @@ pub const STATUS_ATTACHED: u32 = 1;
 /// The thread ran its exit destructor: its buffer is gone, late events take the slow path.
 pub const STATUS_EXITED: u32 = 2;
 
+/// `guard` values. 0: hooks record. Any other value: hooks only forward, and says who is running.
+/// The tracer's own code (its mappings are remembered, see `inner_maps`).
+pub const GUARD_TRACER: u32 = 1;
+/// A program's allocator other than glibc's, called by a hook: the mappings it makes and unmaps are
+/// its own business (glibc's are invisible too, being internal calls), not the program's.
+pub const GUARD_ALLOCATOR: u32 = 2;
+/// The next allocator is being looked up: allocations come from the bootstrap arena (`arena`).
+pub const GUARD_RESOLVING: u32 = 3;
+
 /// Must match `struct tracer_thread_state` in `tls.c`.
 #[repr(C)]
 pub struct ThreadState {
@@ -47,7 +56,7 @@ impl Guard {
             if (*ts).guard != 0 {
                 return None;
             }
-            (*ts).guard = 1;
+            (*ts).guard = GUARD_TRACER;
         }
         Some(Guard(ts))
     }
@@ -68,5 +77,37 @@ impl Drop for Guard {
 /// Marks the calling thread as part of the tracer for good (the writer thread).
 pub fn guard_forever() {
     // SAFETY: this thread's own state.
-    unsafe { (*state()).guard = 1 }
+    unsafe { (*state()).guard = GUARD_TRACER }
+}
+
+/// Sets the calling thread's guard to `value` until dropped, then puts back what it was (it may
+/// already be held: the tracer's own code calls libc functions that allocate).
+pub struct GuardAs {
+    ts: *mut ThreadState,
+    previous: u32,
+}
+
+impl GuardAs {
+    #[inline(always)]
+    pub fn set(value: u32) -> GuardAs {
+        let ts = state();
+        // SAFETY: `ts` is this thread's own state (see `state`).
+        let previous = unsafe { std::mem::replace(&mut (*ts).guard, value) };
+        GuardAs { ts, previous }
+    }
+}
+
+impl Drop for GuardAs {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: as in `set`; the value never leaves its thread (it is !Send through the pointer).
+        unsafe { (*self.ts).guard = self.previous }
+    }
+}
+
+/// The calling thread's guard value.
+#[inline(always)]
+pub fn guard() -> u32 {
+    // SAFETY: this thread's own state.
+    unsafe { (*state()).guard }
 }

@@ -66,14 +66,6 @@ fn gettid() -> u64 {
     unsafe { libc::gettid() as u64 }
 }
 
-/// Whether the calling thread is inside the tracer right now (recording, with its guard held): what it
-/// maps then is the tracer's own (see `inner_maps`).
-#[inline(always)]
-pub fn inside_tracer() -> bool {
-    // SAFETY: this thread's own state.
-    state::recording() && unsafe { (*tls::state()).guard != 0 }
-}
-
 /// Registers the thread-exit destructor (once, at load).
 pub fn init_thread_exit_key() {
     let mut key: libc::pthread_key_t = 0;
@@ -90,7 +82,7 @@ unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
         return;
     }
     let previous = (*ts).guard;
-    (*ts).guard = 1;
+    (*ts).guard = tls::GUARD_TRACER;
     writer::unregister(tb);
     (*ts).status = STATUS_EXITED;
     (*ts).buffer = std::ptr::null_mut();

@@ -1,7 +1,13 @@
 /* A known sequence of allocator calls, and no stdio (whose buffers would add allocations).
- * tests/core.rs holds the expected counts, sizes, peak and leaks. */
+ * tests/common/mod.rs holds the expected counts, sizes, peak and leaks. Built with
+ * -DALLOCATOR_PROBE and allocator_probe.c, it then asks the allocator whether it owns the blocks
+ * still live (tests/allocators.rs). */
 #include <malloc.h>
 #include <stdlib.h>
+
+#ifdef ALLOCATOR_PROBE
+int allocator_probe(void *const *live, int n);
+#endif
 
 int main(void) {
     void *blocks[1000];
@@ -17,5 +23,9 @@ int main(void) {
     for (int i = 5; i < 1000; i++) free(blocks[i]);
     free(c);
     free(r);
+#ifdef ALLOCATOR_PROBE
+    void *live[] = {blocks[0], blocks[4], pm, aa};
+    allocator_probe(live, 4);
+#endif
     return aa == NULL;
 }

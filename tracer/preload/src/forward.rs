@@ -1,0 +1,531 @@
+//! Provides the functions the hooks forward to: the definitions the program would have called without
+//! the tracer, i.e. the next ones after `libtracer.so` in the symbol lookup order (`dlsym(RTLD_NEXT)`:
+//! jemalloc, tcmalloc or mimalloc when one is preloaded after the tracer, glibc's otherwise). The
+//! tracer's own memory always comes from glibc (`GLIBC_*`), so it never enters the program's
+//! allocator or its statistics.
+//!
+//! Each function sits in a [`Slot`]: the hook loads it and calls it, with no branch. Until the lookup
+//! has run, a slot holds a stub that runs it (on the first allocation of the process, whoever makes
+//! it) and then calls what it found; what the lookup itself allocates (`dlsym` may) comes from the
+//! bootstrap arena (`arena`). When the next definition is glibc's, the slot holds glibc's function;
+//! otherwise a shim that marks the thread as inside the allocator (`GUARD_ALLOCATOR`) around the
+//! call, so that the mappings an allocator makes for its own heap are not taken for the program's
+//! (glibc's are internal calls, never seen). `mmap` & co start as system calls, and stay so unless
+//! another library defines them after us (tcmalloc does).
+//!
+//! [`bypass`] checks the other direction at start-up: whether the process's `malloc` & co are ours at
+//! all, or another definition comes first (a library preloaded before us, or linked into the program).
+
+use std::ffi::{c_char, CStr};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use libc::{c_int, c_void, off_t, size_t};
+
+use crate::arena;
+use crate::tls::{self, GuardAs, GUARD_ALLOCATOR, GUARD_RESOLVING};
+
+pub type Malloc = unsafe extern "C" fn(size_t) -> *mut c_void;
+pub type Calloc = unsafe extern "C" fn(size_t, size_t) -> *mut c_void;
+pub type Realloc = unsafe extern "C" fn(*mut c_void, size_t) -> *mut c_void;
+pub type Free = unsafe extern "C" fn(*mut c_void);
+/// `memalign` and `aligned_alloc`: (alignment, size).
+pub type Memalign = unsafe extern "C" fn(size_t, size_t) -> *mut c_void;
+pub type PosixMemalign = unsafe extern "C" fn(*mut *mut c_void, size_t, size_t) -> c_int;
+pub type Mmap =
+    unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
+pub type Munmap = unsafe extern "C" fn(*mut c_void, size_t) -> c_int;
+pub type Mremap =
+    unsafe extern "C" fn(*mut c_void, size_t, size_t, c_int, *mut c_void) -> *mut c_void;
+
+/// A function of type `F` that the lookup can replace: a load and an indirect call.
+pub struct Slot<F> {
+    ptr: AtomicPtr<()>,
+    _type: PhantomData<F>,
+}
+
+impl<F: Copy> Slot<F> {
+    /// `f` must be a function of type `F` (written `f as F as *mut ()` so the compiler checks it).
+    const fn new(f: *mut ()) -> Slot<F> {
+        Slot {
+            ptr: AtomicPtr::new(f),
+            _type: PhantomData,
+        }
+    }
+
+    #[inline(always)]
+    pub fn get(&self) -> F {
+        const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*mut ()>()) };
+        // SAFETY: a slot only ever holds functions of type F (`new`, and `set` whose callers pass a
+        // function of F's C signature). Acquire pairs with `set`: the shim a slot points to finds
+        // its own slot filled (a plain load on x86_64).
+        unsafe { std::mem::transmute_copy(&self.ptr.load(Ordering::Acquire)) }
+    }
+
+    /// `f` must be a function of type `F`: one of ours cast as in `new`, or a C library's
+    /// definition of the function this slot is for.
+    fn set(&self, f: *mut ()) {
+        self.ptr.store(f, Ordering::Release);
+    }
+}
+
+extern "C" {
+    fn __libc_malloc(size: size_t) -> *mut c_void;
+    fn __libc_calloc(n: size_t, size: size_t) -> *mut c_void;
+    fn __libc_realloc(ptr: *mut c_void, size: size_t) -> *mut c_void;
+    fn __libc_free(ptr: *mut c_void);
+    fn __libc_memalign(align: size_t, size: size_t) -> *mut c_void;
+    fn __libc_valloc(size: size_t) -> *mut c_void;
+    fn __libc_pvalloc(size: size_t) -> *mut c_void;
+}
+
+// What the hooks call.
+pub static MALLOC: Slot<Malloc> = Slot::new(stub_malloc as Malloc as *mut ());
+pub static CALLOC: Slot<Calloc> = Slot::new(stub_calloc as Calloc as *mut ());
+pub static REALLOC: Slot<Realloc> = Slot::new(stub_realloc as Realloc as *mut ());
+pub static FREE: Slot<Free> = Slot::new(stub_free as Free as *mut ());
+pub static MEMALIGN: Slot<Memalign> = Slot::new(stub_memalign as Memalign as *mut ());
+pub static ALIGNED_ALLOC: Slot<Memalign> = Slot::new(stub_aligned_alloc as Memalign as *mut ());
+pub static POSIX_MEMALIGN: Slot<PosixMemalign> =
+    Slot::new(stub_posix_memalign as PosixMemalign as *mut ());
+pub static VALLOC: Slot<Malloc> = Slot::new(stub_valloc as Malloc as *mut ());
+pub static PVALLOC: Slot<Malloc> = Slot::new(stub_pvalloc as Malloc as *mut ());
+pub static MMAP: Slot<Mmap> = Slot::new(syscall_mmap as Mmap as *mut ());
+pub static MUNMAP: Slot<Munmap> = Slot::new(syscall_munmap as Munmap as *mut ());
+pub static MREMAP: Slot<Mremap> = Slot::new(syscall_mremap as Mremap as *mut ());
+
+// The next allocator's own functions when it is not glibc's (the shims call them). They start as
+// the stubs too, so that no order of loads can ever call an empty slot.
+static FOREIGN_MALLOC: Slot<Malloc> = Slot::new(stub_malloc as Malloc as *mut ());
+static FOREIGN_CALLOC: Slot<Calloc> = Slot::new(stub_calloc as Calloc as *mut ());
+static FOREIGN_REALLOC: Slot<Realloc> = Slot::new(stub_realloc as Realloc as *mut ());
+static FOREIGN_FREE: Slot<Free> = Slot::new(stub_free as Free as *mut ());
+static FOREIGN_MEMALIGN: Slot<Memalign> = Slot::new(stub_memalign as Memalign as *mut ());
+static FOREIGN_ALIGNED_ALLOC: Slot<Memalign> =
+    Slot::new(stub_aligned_alloc as Memalign as *mut ());
+static FOREIGN_POSIX_MEMALIGN: Slot<PosixMemalign> =
+    Slot::new(stub_posix_memalign as PosixMemalign as *mut ());
+static FOREIGN_VALLOC: Slot<Malloc> = Slot::new(stub_valloc as Malloc as *mut ());
+static FOREIGN_PVALLOC: Slot<Malloc> = Slot::new(stub_pvalloc as Malloc as *mut ());
+
+// glibc's allocator, for the tracer's own memory (`libc_alloc`).
+pub static GLIBC_MALLOC: Slot<Malloc> = Slot::new(stub_glibc_malloc as Malloc as *mut ());
+pub static GLIBC_CALLOC: Slot<Calloc> = Slot::new(stub_glibc_calloc as Calloc as *mut ());
+pub static GLIBC_REALLOC: Slot<Realloc> = Slot::new(stub_glibc_realloc as Realloc as *mut ());
+pub static GLIBC_FREE: Slot<Free> = Slot::new(stub_glibc_free as Free as *mut ());
+pub static GLIBC_MEMALIGN: Slot<Memalign> =
+    Slot::new(stub_glibc_memalign as Memalign as *mut ());
+
+static RESOLVED: AtomicBool = AtomicBool::new(false);
+
+/// Runs the lookup if no thread has finished it yet. Threads racing here each run it and store the
+/// same results; a thread already inside it (an allocation made by `dlsym`) returns at once.
+pub fn resolve() {
+    if !RESOLVED.load(Ordering::Acquire) && tls::guard() != GUARD_RESOLVING {
+        resolve_now();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn resolve_now() {
+    let _resolving = GuardAs::set(GUARD_RESOLVING);
+    let libc = libc_base();
+    // SAFETY: each call names a C function and gives the slots, shim and fallback of its type.
+    unsafe {
+        forward(&MALLOC, &FOREIGN_MALLOC, c"malloc", libc, shim_malloc as Malloc as _, __libc_malloc as Malloc as _);
+        forward(&CALLOC, &FOREIGN_CALLOC, c"calloc", libc, shim_calloc as Calloc as _, __libc_calloc as Calloc as _);
+        forward(&REALLOC, &FOREIGN_REALLOC, c"realloc", libc, shim_realloc as Realloc as _, __libc_realloc as Realloc as _);
+        forward(&FREE, &FOREIGN_FREE, c"free", libc, shim_free as Free as _, __libc_free as Free as _);
+        forward(&MEMALIGN, &FOREIGN_MEMALIGN, c"memalign", libc, shim_memalign as Memalign as _, __libc_memalign as Memalign as _);
+        forward(&ALIGNED_ALLOC, &FOREIGN_ALIGNED_ALLOC, c"aligned_alloc", libc, shim_aligned_alloc as Memalign as _, __libc_memalign as Memalign as _);
+        forward(&POSIX_MEMALIGN, &FOREIGN_POSIX_MEMALIGN, c"posix_memalign", libc, shim_posix_memalign as PosixMemalign as _, fallback_posix_memalign as PosixMemalign as _);
+        forward(&VALLOC, &FOREIGN_VALLOC, c"valloc", libc, shim_valloc as Malloc as _, __libc_valloc as Malloc as _);
+        forward(&PVALLOC, &FOREIGN_PVALLOC, c"pvalloc", libc, shim_pvalloc as Malloc as _, __libc_pvalloc as Malloc as _);
+        forward_mapping(&MMAP, c"mmap", libc);
+        forward_mapping(&MUNMAP, c"munmap", libc);
+        forward_mapping(&MREMAP, c"mremap", libc);
+        GLIBC_MALLOC.set(glibc_or(libc, c"malloc", __libc_malloc as Malloc as _));
+        GLIBC_CALLOC.set(glibc_or(libc, c"calloc", __libc_calloc as Calloc as _));
+        GLIBC_REALLOC.set(glibc_or(libc, c"realloc", __libc_realloc as Realloc as _));
+        GLIBC_FREE.set(glibc_or(libc, c"free", __libc_free as Free as _));
+        GLIBC_MEMALIGN.set(glibc_or(libc, c"memalign", __libc_memalign as Memalign as _));
+    }
+    RESOLVED.store(true, Ordering::Release);
+}
+
+/// Where glibc is loaded: the base of the object defining `gnu_get_libc_version`, which only glibc
+/// defines (null if that fails: then `__libc_*` are used).
+fn libc_base() -> *mut c_void {
+    object_base(libc::gnu_get_libc_version as *mut c_void)
+}
+
+fn object_base(f: *mut c_void) -> *mut c_void {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
+    // SAFETY: a valid out-pointer; dladdr fills it when it returns non-zero.
+    unsafe {
+        if libc::dladdr(f, info.as_mut_ptr()) == 0 {
+            return std::ptr::null_mut();
+        }
+        info.assume_init().dli_fbase
+    }
+}
+
+/// glibc's definition of `name` (of symbol version `version`), or null. A lookup by version skips the
+/// unversioned definitions of jemalloc & co; the result is checked to be in glibc all the same.
+/// (`dlsym` on glibc's link map is no way: a map loaded as a dependency has no search list.)
+unsafe fn glibc(libc: *mut c_void, name: &CStr, version: &CStr) -> *mut () {
+    if libc.is_null() {
+        return std::ptr::null_mut();
+    }
+    let f = libc::dlvsym(libc::RTLD_NEXT, name.as_ptr(), version.as_ptr());
+    if f.is_null() || object_base(f) != libc {
+        return std::ptr::null_mut();
+    }
+    f.cast()
+}
+
+unsafe fn glibc_or(libc: *mut c_void, name: &CStr, fallback: *mut ()) -> *mut () {
+    let f = glibc(libc, name, GLIBC_2_2_5);
+    if f.is_null() {
+        fallback
+    } else {
+        f
+    }
+}
+
+/// The symbol version of glibc's allocator functions on x86_64 (`aligned_alloc` came in 2.16).
+const GLIBC_2_2_5: &CStr = c"GLIBC_2.2.5";
+const GLIBC_2_16: &CStr = c"GLIBC_2.16";
+
+/// Points `slot` at the next definition of `name`: glibc's directly, another allocator's through
+/// `shim` (which calls `foreign`).
+unsafe fn forward<F: Copy>(
+    slot: &Slot<F>,
+    foreign: &Slot<F>,
+    name: &CStr,
+    libc: *mut c_void,
+    shim: *mut (),
+    fallback: *mut (),
+) {
+    let next: *mut () = libc::dlsym(libc::RTLD_NEXT, name.as_ptr()).cast();
+    let version = if name == c"aligned_alloc" { GLIBC_2_16 } else { GLIBC_2_2_5 };
+    let glibc = glibc(libc, name, version);
+    if next.is_null() || next == glibc {
+        slot.set(if glibc.is_null() { fallback } else { glibc });
+    } else {
+        foreign.set(next);
+        slot.set(shim);
+    }
+}
+
+/// Points `slot` at the next definition of `name` unless it is glibc's (whose wrapper is the system
+/// call the slot already makes).
+unsafe fn forward_mapping<F: Copy>(slot: &Slot<F>, name: &CStr, libc: *mut c_void) {
+    let next: *mut () = libc::dlsym(libc::RTLD_NEXT, name.as_ptr()).cast();
+    if !next.is_null() && next != glibc(libc, name, GLIBC_2_2_5) {
+        slot.set(next);
+    }
+}
+
+// The stubs: before the lookup, run it; inside it, serve from the arena.
+
+unsafe extern "C" fn stub_malloc(size: size_t) -> *mut c_void {
+    if tls::guard() == GUARD_RESOLVING {
+        return arena::allocate(size, 1);
+    }
+    resolve();
+    MALLOC.get()(size)
+}
+
+unsafe extern "C" fn stub_calloc(n: size_t, size: size_t) -> *mut c_void {
+    if tls::guard() == GUARD_RESOLVING {
+        return n
+            .checked_mul(size)
+            .map_or(std::ptr::null_mut(), |total| arena::allocate(total, 1));
+    }
+    resolve();
+    CALLOC.get()(n, size)
+}
+
+unsafe extern "C" fn stub_realloc(ptr: *mut c_void, size: size_t) -> *mut c_void {
+    if tls::guard() == GUARD_RESOLVING {
+        let new = arena::allocate(size, 1);
+        if !new.is_null() && arena::owns(ptr) {
+            std::ptr::copy_nonoverlapping(ptr as *const u8, new as *mut u8, arena::size_of(ptr).min(size));
+        }
+        return new;
+    }
+    resolve();
+    REALLOC.get()(ptr, size)
+}
+
+unsafe extern "C" fn stub_free(ptr: *mut c_void) {
+    // Inside the lookup, only arena blocks can exist (every earlier allocation ran the lookup first):
+    // nothing to do.
+    if tls::guard() == GUARD_RESOLVING {
+        return;
+    }
+    resolve();
+    FREE.get()(ptr)
+}
+
+unsafe extern "C" fn stub_memalign(align: size_t, size: size_t) -> *mut c_void {
+    if tls::guard() == GUARD_RESOLVING {
+        return aligned_from_arena(align, size);
+    }
+    resolve();
+    MEMALIGN.get()(align, size)
+}
+
+unsafe extern "C" fn stub_aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
+    if tls::guard() == GUARD_RESOLVING {
+        return aligned_from_arena(align, size);
+    }
+    resolve();
+    ALIGNED_ALLOC.get()(align, size)
+}
+
+unsafe extern "C" fn stub_posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
+    if tls::guard() == GUARD_RESOLVING {
+        let ptr = aligned_from_arena(align, size);
+        if ptr.is_null() {
+            return libc::ENOMEM;
+        }
+        *out = ptr;
+        return 0;
+    }
+    resolve();
+    POSIX_MEMALIGN.get()(out, align, size)
+}
+
+unsafe extern "C" fn stub_valloc(size: size_t) -> *mut c_void {
+    if tls::guard() == GUARD_RESOLVING {
+        return arena::allocate(size, page_size());
+    }
+    resolve();
+    VALLOC.get()(size)
+}
+
+unsafe extern "C" fn stub_pvalloc(size: size_t) -> *mut c_void {
+    if tls::guard() == GUARD_RESOLVING {
+        let page = page_size();
+        return size
+            .checked_next_multiple_of(page)
+            .map_or(std::ptr::null_mut(), |total| arena::allocate(total, page));
+    }
+    resolve();
+    PVALLOC.get()(size)
+}
+
+fn aligned_from_arena(align: size_t, size: size_t) -> *mut c_void {
+    if align.is_power_of_two() {
+        arena::allocate(size, align)
+    } else {
+        std::ptr::null_mut()
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+// The tracer's own allocator calls glibc's; the lookup never allocates through it, so these stubs
+// only run it.
+
+unsafe extern "C" fn stub_glibc_malloc(size: size_t) -> *mut c_void {
+    resolve();
+    GLIBC_MALLOC.get()(size)
+}
+
+unsafe extern "C" fn stub_glibc_calloc(n: size_t, size: size_t) -> *mut c_void {
+    resolve();
+    GLIBC_CALLOC.get()(n, size)
+}
+
+unsafe extern "C" fn stub_glibc_realloc(ptr: *mut c_void, size: size_t) -> *mut c_void {
+    resolve();
+    GLIBC_REALLOC.get()(ptr, size)
+}
+
+unsafe extern "C" fn stub_glibc_free(ptr: *mut c_void) {
+    resolve();
+    GLIBC_FREE.get()(ptr)
+}
+
+unsafe extern "C" fn stub_glibc_memalign(align: size_t, size: size_t) -> *mut c_void {
+    resolve();
+    GLIBC_MEMALIGN.get()(align, size)
+}
+
+/// Used only if glibc's `posix_memalign` cannot be found: what the tracer did before it forwarded.
+unsafe extern "C" fn fallback_posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
+    if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<*mut c_void>()) {
+        return libc::EINVAL;
+    }
+    let ptr = __libc_memalign(align, size);
+    if ptr.is_null() {
+        return libc::ENOMEM;
+    }
+    *out = ptr;
+    0
+}
+
+/// Defines `$name`, which calls `$foreign` with the thread marked as inside the program's allocator.
+macro_rules! in_allocator {
+    ($name:ident, $foreign:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            let _inside = GuardAs::set(GUARD_ALLOCATOR);
+            $foreign.get()($($arg),*)
+        }
+    };
+}
+
+in_allocator!(shim_malloc, FOREIGN_MALLOC, (size: size_t) -> *mut c_void);
+in_allocator!(shim_calloc, FOREIGN_CALLOC, (n: size_t, size: size_t) -> *mut c_void);
+in_allocator!(shim_realloc, FOREIGN_REALLOC, (ptr: *mut c_void, size: size_t) -> *mut c_void);
+in_allocator!(shim_free, FOREIGN_FREE, (ptr: *mut c_void) -> ());
+in_allocator!(shim_memalign, FOREIGN_MEMALIGN, (align: size_t, size: size_t) -> *mut c_void);
+in_allocator!(shim_aligned_alloc, FOREIGN_ALIGNED_ALLOC, (align: size_t, size: size_t) -> *mut c_void);
+in_allocator!(shim_posix_memalign, FOREIGN_POSIX_MEMALIGN, (out: *mut *mut c_void, align: size_t, size: size_t) -> c_int);
+in_allocator!(shim_valloc, FOREIGN_VALLOC, (size: size_t) -> *mut c_void);
+in_allocator!(shim_pvalloc, FOREIGN_PVALLOC, (size: size_t) -> *mut c_void);
+
+// glibc's mmap wrappers do nothing more than the system call on x86_64, and these need no lookup.
+
+unsafe extern "C" fn syscall_mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void
+}
+
+unsafe extern "C" fn syscall_munmap(addr: *mut c_void, len: size_t) -> c_int {
+    libc::syscall(libc::SYS_munmap, addr, len) as c_int
+}
+
+unsafe extern "C" fn syscall_mremap(
+    old: *mut c_void,
+    old_len: size_t,
+    new_len: size_t,
+    flags: c_int,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void
+}
+
+/// The object that defines the function at `f`: a path, or `None` for the program itself.
+fn owner(f: *mut c_void) -> Option<String> {
+    const RTLD_DL_LINKMAP: c_int = 2;
+    /// The public head of glibc's `struct link_map` (`<link.h>`).
+    #[repr(C)]
+    struct LinkMap {
+        l_addr: usize,
+        l_name: *const c_char,
+    }
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
+    let mut map: *mut LinkMap = std::ptr::null_mut();
+    // SAFETY: valid out-pointers; on success `map` is the link map of a loaded object, whose name is
+    // a NUL-terminated string (empty for the program itself).
+    unsafe {
+        if libc::dladdr1(f, info.as_mut_ptr(), (&raw mut map).cast(), RTLD_DL_LINKMAP) == 0 || map.is_null() {
+            return Some("an unknown object".into());
+        }
+        let name = CStr::from_ptr((*map).l_name).to_string_lossy();
+        (!name.is_empty()).then(|| name.into_owned())
+    }
+}
+
+fn describe(owner: &Option<String>) -> String {
+    match owner {
+        Some(path) => path.clone(),
+        None => "the program itself".into(),
+    }
+}
+
+/// The names of our hooks that [`bypass`] checks.
+const HOOKED: [&CStr; 11] = [
+    c"malloc",
+    c"free",
+    c"calloc",
+    c"realloc",
+    c"posix_memalign",
+    c"aligned_alloc",
+    c"memalign",
+    c"valloc",
+    c"pvalloc",
+    c"mmap",
+    c"munmap",
+];
+
+/// Where this library is loaded. Objects are compared rather than addresses: the address of an
+/// exported hook, taken in Rust, goes through the GOT and so is whatever the lookup found.
+fn our_base() -> *mut c_void {
+    object_base(resolve_now as fn() as *mut c_void)
+}
+
+/// Why the process's allocation functions are not our hooks, if some are not: one line naming
+/// them and what defines them instead (`malloc, free resolve to /usr/lib/…/libjemalloc.so.2 (…); …`). Reads the symbol lookup as the program's own calls see it.
+pub fn bypass() -> Option<String> {
+    let mut by_owner: Vec<(Option<String>, Vec<&str>)> = Vec::new();
+    let ours = our_base();
+    for name in HOOKED {
+        // SAFETY: a NUL-terminated name.
+        let active = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+        if active.is_null() || object_base(active) == ours {
+            continue;
+        }
+        let who = owner(active);
+        let name = name.to_str().unwrap_or("?");
+        match by_owner.iter_mut().find(|(o, _)| *o == who) {
+            Some((_, names)) => names.push(name),
+            None => by_owner.push((who, vec![name])),
+        }
+    }
+    if by_owner.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = by_owner
+        .iter()
+        .map(|(who, names)| {
+            let verb = if names.len() == 1 { "resolves" } else { "resolve" };
+            format!("{} {verb} to {}", names.join(", "), describe(who))
+        })
+        .collect();
+    let statically = by_owner.iter().any(|(who, _)| who.is_none());
+    let fix = if statically {
+        "the program links its allocator in statically"
+    } else {
+        "loaded before libtracer.so: put libtracer.so first in LD_PRELOAD"
+    };
+    Some(format!(
+        "{} ({fix}); those calls are not recorded",
+        parts.join("; ")
+    ))
+}
+
+/// The object whose `malloc` the program's calls end in: the next one after our hook, or, when the
+/// hooks are bypassed, the one that comes first.
+pub fn program_allocator() -> String {
+    // SAFETY: NUL-terminated names.
+    let (active, next) = unsafe {
+        (
+            libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()),
+            libc::dlsym(libc::RTLD_NEXT, c"malloc".as_ptr()),
+        )
+    };
+    let f = if object_base(active) == our_base() {
+        next
+    } else {
+        active
+    };
+    if f.is_null() {
+        return String::new();
+    }
+    describe(&owner(f))
+}
