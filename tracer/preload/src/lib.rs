@@ -26,6 +26,7 @@ pub mod native;
 mod order;
 mod python;
 mod state;
+mod sync;
 mod tls;
 mod track;
 mod writer;

@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use tracer_capture::compress::compress_frame;
 use tracer_capture::header::{encode_end, Header};
 use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
@@ -20,6 +20,7 @@ use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
 use crate::buffer::{ThreadBuffer, CHUNK_CAPACITY};
 use crate::descriptors;
 use crate::state::{self, State};
+use crate::sync::lock;
 use crate::tls;
 
 /// Chunks allowed to wait for the writer thread (4 MiB).
@@ -103,27 +104,6 @@ pub static UNCOMPRESSED_BYTES: AtomicU64 = AtomicU64::new(0);
 pub static FRAMES_WALKED: AtomicU64 = AtomicU64::new(0);
 pub static FRAMES_PUSHED: AtomicU64 = AtomicU64::new(0);
 pub static FRAMES_POPPED: AtomicU64 = AtomicU64::new(0);
-
-/// Takes `m` without ever parking the calling thread (spinning, then yielding). A thread that parks on
-/// a parking_lot lock gets a thread-local with a destructor: glibc allocates its `__cxa_thread_atexit`
-/// entry while the tracer's guard is held (not recorded) and frees it when the thread exits (recorded),
-/// so every program thread that once waited on a tracer lock left an unmatched free in the capture.
-/// A parked thread would also leave parking_lot state that a fork child inherits.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    let mut spins = 0u32;
-    loop {
-        if let Some(g) = m.try_lock() {
-            return g;
-        }
-        if spins < 64 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            // SAFETY: sched_yield has no preconditions.
-            unsafe { libc::sched_yield() };
-        }
-    }
-}
 
 /// Creates the capture exclusively (never through a symlink, never over an existing file, mode 0600)
 /// and writes its header.

@@ -54,7 +54,7 @@ pub fn fingerprint(l: &Layout, code: usize) -> Fingerprint {
 /// The id of `code`, whether it is new, and how its lines are sent.
 pub fn intern(l: &Layout, code: usize) -> Interned {
     let fp = fingerprint(l, code);
-    let mut guard = crate::writer::lock(&CODES);
+    let mut guard = crate::sync::lock(&CODES);
     let table = guard.get_or_insert_with(FxHashMap::default);
     if let Some((known, known_fp)) = table.get(&code) {
         if *known_fp == fp {
@@ -82,7 +82,7 @@ pub fn intern(l: &Layout, code: usize) -> Interned {
 
 /// Forgets every id (a fork child starts a new capture, which must define its codes again).
 pub fn reset() {
-    if let Some(t) = crate::writer::lock(&CODES).as_mut() {
+    if let Some(t) = crate::sync::lock(&CODES).as_mut() {
         t.clear();
     }
 }

@@ -18,6 +18,7 @@ use capi::PyObject;
 use layout::Layout;
 use walk::{Memory, RawFrame};
 
+use crate::config::StackSource;
 use crate::state;
 
 /// Where allocation records get their Python stack.
@@ -303,12 +304,13 @@ fn find_layout(api: &capi::Api) -> Result<Layout, String> {
     })
 }
 
-fn stack_source_from_env() -> Source {
-    match std::env::var("TRACER_STACK_SOURCE").as_deref() {
-        Ok("profile") => Source::Profile,
-        Ok("noop") => Source::Noop,
-        Ok("check") => Source::Check,
-        _ => Source::Walk,
+/// The configured stack source, as the Python side names it.
+fn configured_source() -> Source {
+    match crate::config::stack_source() {
+        StackSource::Walk => Source::Walk,
+        StackSource::Profile => Source::Profile,
+        StackSource::Noop => Source::Noop,
+        StackSource::Check => Source::Check,
     }
 }
 
@@ -324,7 +326,7 @@ pub unsafe fn start(api: &capi::Api, frame: *mut PyObject) -> bool {
     if !state::recording() || source() != Source::Off {
         return false;
     }
-    let mut source = stack_source_from_env();
+    let mut source = configured_source();
     CODE_TYPE.store(api.code_type as u64, Relaxed);
     let frames = reported_frames(api, frame);
     let layout = find_layout(api).and_then(|l| {
