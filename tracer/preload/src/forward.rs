@@ -101,8 +101,7 @@ static FOREIGN_CALLOC: Slot<Calloc> = Slot::new(stub_calloc as Calloc as *mut ()
 static FOREIGN_REALLOC: Slot<Realloc> = Slot::new(stub_realloc as Realloc as *mut ());
 static FOREIGN_FREE: Slot<Free> = Slot::new(stub_free as Free as *mut ());
 static FOREIGN_MEMALIGN: Slot<Memalign> = Slot::new(stub_memalign as Memalign as *mut ());
-static FOREIGN_ALIGNED_ALLOC: Slot<Memalign> =
-    Slot::new(stub_aligned_alloc as Memalign as *mut ());
+static FOREIGN_ALIGNED_ALLOC: Slot<Memalign> = Slot::new(stub_aligned_alloc as Memalign as *mut ());
 static FOREIGN_POSIX_MEMALIGN: Slot<PosixMemalign> =
     Slot::new(stub_posix_memalign as PosixMemalign as *mut ());
 static FOREIGN_VALLOC: Slot<Malloc> = Slot::new(stub_valloc as Malloc as *mut ());
@@ -113,8 +112,7 @@ pub static GLIBC_MALLOC: Slot<Malloc> = Slot::new(stub_glibc_malloc as Malloc as
 pub static GLIBC_CALLOC: Slot<Calloc> = Slot::new(stub_glibc_calloc as Calloc as *mut ());
 pub static GLIBC_REALLOC: Slot<Realloc> = Slot::new(stub_glibc_realloc as Realloc as *mut ());
 pub static GLIBC_FREE: Slot<Free> = Slot::new(stub_glibc_free as Free as *mut ());
-pub static GLIBC_MEMALIGN: Slot<Memalign> =
-    Slot::new(stub_glibc_memalign as Memalign as *mut ());
+pub static GLIBC_MEMALIGN: Slot<Memalign> = Slot::new(stub_glibc_memalign as Memalign as *mut ());
 
 static RESOLVED: AtomicBool = AtomicBool::new(false);
 
@@ -133,15 +131,78 @@ fn resolve_now() {
     let libc = libc_base();
     // SAFETY: each call names a C function and gives the slots, shim and fallback of its type.
     unsafe {
-        forward(&MALLOC, &FOREIGN_MALLOC, c"malloc", libc, shim_malloc as Malloc as _, __libc_malloc as Malloc as _);
-        forward(&CALLOC, &FOREIGN_CALLOC, c"calloc", libc, shim_calloc as Calloc as _, __libc_calloc as Calloc as _);
-        forward(&REALLOC, &FOREIGN_REALLOC, c"realloc", libc, shim_realloc as Realloc as _, __libc_realloc as Realloc as _);
-        forward(&FREE, &FOREIGN_FREE, c"free", libc, shim_free as Free as _, __libc_free as Free as _);
-        forward(&MEMALIGN, &FOREIGN_MEMALIGN, c"memalign", libc, shim_memalign as Memalign as _, __libc_memalign as Memalign as _);
-        forward(&ALIGNED_ALLOC, &FOREIGN_ALIGNED_ALLOC, c"aligned_alloc", libc, shim_aligned_alloc as Memalign as _, __libc_memalign as Memalign as _);
-        forward(&POSIX_MEMALIGN, &FOREIGN_POSIX_MEMALIGN, c"posix_memalign", libc, shim_posix_memalign as PosixMemalign as _, fallback_posix_memalign as PosixMemalign as _);
-        forward(&VALLOC, &FOREIGN_VALLOC, c"valloc", libc, shim_valloc as Malloc as _, __libc_valloc as Malloc as _);
-        forward(&PVALLOC, &FOREIGN_PVALLOC, c"pvalloc", libc, shim_pvalloc as Malloc as _, __libc_pvalloc as Malloc as _);
+        forward(
+            &MALLOC,
+            &FOREIGN_MALLOC,
+            c"malloc",
+            libc,
+            shim_malloc as Malloc as _,
+            __libc_malloc as Malloc as _,
+        );
+        forward(
+            &CALLOC,
+            &FOREIGN_CALLOC,
+            c"calloc",
+            libc,
+            shim_calloc as Calloc as _,
+            __libc_calloc as Calloc as _,
+        );
+        forward(
+            &REALLOC,
+            &FOREIGN_REALLOC,
+            c"realloc",
+            libc,
+            shim_realloc as Realloc as _,
+            __libc_realloc as Realloc as _,
+        );
+        forward(
+            &FREE,
+            &FOREIGN_FREE,
+            c"free",
+            libc,
+            shim_free as Free as _,
+            __libc_free as Free as _,
+        );
+        forward(
+            &MEMALIGN,
+            &FOREIGN_MEMALIGN,
+            c"memalign",
+            libc,
+            shim_memalign as Memalign as _,
+            __libc_memalign as Memalign as _,
+        );
+        forward(
+            &ALIGNED_ALLOC,
+            &FOREIGN_ALIGNED_ALLOC,
+            c"aligned_alloc",
+            libc,
+            shim_aligned_alloc as Memalign as _,
+            __libc_memalign as Memalign as _,
+        );
+        forward(
+            &POSIX_MEMALIGN,
+            &FOREIGN_POSIX_MEMALIGN,
+            c"posix_memalign",
+            libc,
+            shim_posix_memalign as PosixMemalign as _,
+            fallback_posix_memalign as PosixMemalign as _,
+        );
+        forward(
+            &VALLOC,
+            &FOREIGN_VALLOC,
+            c"valloc",
+            libc,
+            shim_valloc as Malloc as _,
+            __libc_valloc as Malloc as _,
+        );
+        forward(
+            &PVALLOC,
+            &FOREIGN_PVALLOC,
+            c"pvalloc",
+            libc,
+            shim_pvalloc as Malloc as _,
+            __libc_pvalloc as Malloc as _,
+        );
         forward_mapping(&MMAP, c"mmap", libc);
         forward_mapping(&MUNMAP, c"munmap", libc);
         forward_mapping(&MREMAP, c"mremap", libc);
@@ -149,7 +210,11 @@ fn resolve_now() {
         GLIBC_CALLOC.set(glibc_or(libc, c"calloc", __libc_calloc as Calloc as _));
         GLIBC_REALLOC.set(glibc_or(libc, c"realloc", __libc_realloc as Realloc as _));
         GLIBC_FREE.set(glibc_or(libc, c"free", __libc_free as Free as _));
-        GLIBC_MEMALIGN.set(glibc_or(libc, c"memalign", __libc_memalign as Memalign as _));
+        GLIBC_MEMALIGN.set(glibc_or(
+            libc,
+            c"memalign",
+            __libc_memalign as Memalign as _,
+        ));
     }
     RESOLVED.store(true, Ordering::Release);
 }
@@ -209,7 +274,11 @@ unsafe fn forward<F: Copy>(
     fallback: *mut (),
 ) {
     let next: *mut () = libc::dlsym(libc::RTLD_NEXT, name.as_ptr()).cast();
-    let version = if name == c"aligned_alloc" { GLIBC_2_16 } else { GLIBC_2_2_5 };
+    let version = if name == c"aligned_alloc" {
+        GLIBC_2_16
+    } else {
+        GLIBC_2_2_5
+    };
     let glibc = glibc(libc, name, version);
     if next.is_null() || next == glibc {
         slot.set(if glibc.is_null() { fallback } else { glibc });
@@ -252,7 +321,11 @@ unsafe extern "C" fn stub_realloc(ptr: *mut c_void, size: size_t) -> *mut c_void
     if tls::guard() == GUARD_RESOLVING {
         let new = arena::allocate(size, 1);
         if !new.is_null() && arena::owns(ptr) {
-            std::ptr::copy_nonoverlapping(ptr as *const u8, new as *mut u8, arena::size_of(ptr).min(size));
+            std::ptr::copy_nonoverlapping(
+                ptr as *const u8,
+                new as *mut u8,
+                arena::size_of(ptr).min(size),
+            );
         }
         return new;
     }
@@ -286,7 +359,11 @@ unsafe extern "C" fn stub_aligned_alloc(align: size_t, size: size_t) -> *mut c_v
     ALIGNED_ALLOC.get()(align, size)
 }
 
-unsafe extern "C" fn stub_posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
+unsafe extern "C" fn stub_posix_memalign(
+    out: *mut *mut c_void,
+    align: size_t,
+    size: size_t,
+) -> c_int {
     if tls::guard() == GUARD_RESOLVING {
         let ptr = aligned_from_arena(align, size);
         if ptr.is_null() {
@@ -360,7 +437,11 @@ unsafe extern "C" fn stub_glibc_memalign(align: size_t, size: size_t) -> *mut c_
 }
 
 /// Used only if glibc's `posix_memalign` cannot be found: what the tracer did before it forwarded.
-unsafe extern "C" fn fallback_posix_memalign(out: *mut *mut c_void, align: size_t, size: size_t) -> c_int {
+unsafe extern "C" fn fallback_posix_memalign(
+    out: *mut *mut c_void,
+    align: size_t,
+    size: size_t,
+) -> c_int {
     if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
@@ -433,7 +514,9 @@ fn owner(f: *mut c_void) -> Option<String> {
     // SAFETY: valid out-pointers; on success `map` is the link map of a loaded object, whose name is
     // a NUL-terminated string (empty for the program itself).
     unsafe {
-        if libc::dladdr1(f, info.as_mut_ptr(), (&raw mut map).cast(), RTLD_DL_LINKMAP) == 0 || map.is_null() {
+        if libc::dladdr1(f, info.as_mut_ptr(), (&raw mut map).cast(), RTLD_DL_LINKMAP) == 0
+            || map.is_null()
+        {
             return Some("an unknown object".into());
         }
         let name = CStr::from_ptr((*map).l_name).to_string_lossy();
@@ -493,7 +576,11 @@ pub fn bypass() -> Option<String> {
     let parts: Vec<String> = by_owner
         .iter()
         .map(|(who, names)| {
-            let verb = if names.len() == 1 { "resolves" } else { "resolve" };
+            let verb = if names.len() == 1 {
+                "resolves"
+            } else {
+                "resolve"
+            };
             format!("{} {verb} to {}", names.join(", "), describe(who))
         })
         .collect();

@@ -286,11 +286,11 @@ struct Modules {
 }
 
 static MODULES: SpinLock<Modules> = SpinLock::new(Modules {
-        all: Vec::new(),
-        written: 0,
-        loaded: Vec::new(),
-        adds: 0,
-        subs: 0,
+    all: Vec::new(),
+    written: 0,
+    loaded: Vec::new(),
+    adds: 0,
+    subs: 0,
 });
 /// Some segments of `MODULES` are not in the capture yet (checked without the lock).
 static MODULES_PENDING: AtomicBool = AtomicBool::new(false);

@@ -94,4 +94,3 @@ impl<T> Drop for SpinGuard<'_, T> {
         self.0.locked.store(false, Release);
     }
 }
-

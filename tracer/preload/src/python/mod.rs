@@ -9,6 +9,7 @@ pub mod layout;
 pub mod module;
 pub mod profile;
 pub mod pymem;
+pub mod records;
 pub mod walk;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -86,8 +87,9 @@ pub struct PyThread {
     /// The next event is the `c_return` of the `sys.setprofile` call that installed the program's
     /// first function, which it would not see untraced.
     pub skip_c_return: bool,
-    /// The stack the capture last recorded for this thread (since the chunk began).
+    /// The stack the capture last recorded for this thread, in chunk `emitted_chunk`.
     pub emitted: Vec<Emitted>,
+    pub emitted_chunk: u64,
     pub scratch: Vec<RawFrame>,
     pub other: Vec<RawFrame>,
     pub ids: Vec<(u32, bool)>,

@@ -253,6 +253,15 @@ pub unsafe fn linetable<'a>(l: &Layout, code: usize) -> &'a [u8] {
     std::slice::from_raw_parts((obj + l.bytes_data) as *const u8, len)
 }
 
+/// A code object's first line.
+///
+/// # Safety
+/// `code` must be a live code object.
+pub unsafe fn first_line(l: &Layout, code: usize) -> u32 {
+    // SAFETY: the caller guarantees `code` is alive; the field is an int.
+    unsafe { ((code + l.code_first_line) as *const i32).read() }.max(0) as u32
+}
+
 /// Reads what a code object's definition needs (name, file, first line, line table).
 ///
 /// # Safety
