@@ -13,6 +13,7 @@ use tracer_capture::record::{
 };
 use tracer_capture::varint::MAX_VARINT_LEN;
 
+use crate::counters::{self, ThreadCounters};
 use crate::native::{self, NativeThread};
 use crate::python::{self, PyThread};
 use crate::{clock, order, writer};
@@ -40,22 +41,13 @@ pub struct Local {
     pos: usize,
     st: ChunkState,
     owner: u64,
-    counters: Counters,
+    counters: ThreadCounters,
     /// Counts the chunks this thread started (see [`Sink::chunk`]).
     serial: u64,
     /// Native mode's trie (empty otherwise).
     native: NativeThread,
     /// Allocations since the last time record.
     since_time: u32,
-}
-
-/// The thread's share of the tracer's own counters (added to the global ones when a chunk is handed
-/// over, so the hot path touches no shared cache line).
-#[derive(Default, Clone, Copy)]
-pub struct Counters {
-    pub frames_walked: u64,
-    pub frames_pushed: u64,
-    pub frames_popped: u64,
 }
 
 pub struct ThreadBuffer {
@@ -87,7 +79,7 @@ impl ThreadBuffer {
                 pos: 0,
                 st: ChunkState::default(),
                 owner: order::owner_of(thread),
-                counters: Counters::default(),
+                counters: ThreadCounters::default(),
                 serial: 0,
                 native: NativeThread::default(),
                 since_time: 0,
@@ -182,15 +174,10 @@ impl Out<'_> {
     }
 
     fn publish_counters(&mut self) {
-        let c = std::mem::take(&mut self.local.counters);
-        writer::FRAMES_WALKED.fetch_add(c.frames_walked, Relaxed);
-        writer::FRAMES_PUSHED.fetch_add(c.frames_pushed, Relaxed);
-        writer::FRAMES_POPPED.fetch_add(c.frames_popped, Relaxed);
-        let n = &mut self.local.native;
-        if n.unwinds > 0 {
-            native::UNWINDS.fetch_add(std::mem::take(&mut n.unwinds), Relaxed);
-            native::FRAMES.fetch_add(std::mem::take(&mut n.frames), Relaxed);
-        }
+        let (c, n) = (&mut self.local.counters, &mut self.local.native);
+        c.native_unwinds += std::mem::take(&mut n.unwinds);
+        c.native_frames += std::mem::take(&mut n.frames);
+        c.publish();
     }
 
     /// The `n` bytes the next record may take. Only this window is borrowed mutably: the exit flush
@@ -374,7 +361,7 @@ impl ThreadBuffer {
             let n = record::put_native_node(w, 0, id, parent, ip);
             self.commit(n);
         }
-        native::NODES.fetch_add(nodes.len() as u64, Relaxed);
+        counters::NATIVE_NODES.fetch_add(nodes.len() as u64, Relaxed);
         self.local.native.new_nodes = nodes;
     }
 

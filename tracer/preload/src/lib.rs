@@ -16,6 +16,7 @@ mod arena;
 mod buffer;
 mod clock;
 mod config;
+mod counters;
 mod descriptors;
 mod forward;
 mod hooks;

@@ -26,6 +26,7 @@ use libc::{c_int, c_void};
 use rustc_hash::FxHashMap;
 use tracer_capture::record::ModuleSegment;
 
+use crate::counters;
 use crate::sync::SpinLock;
 
 /// Frames kept per stack (innermost first, from the tracer's hook outwards).
@@ -53,12 +54,6 @@ static REAL_DLCLOSE: AtomicUsize = AtomicUsize::new(0);
 /// The next trie node id (0 is the root, the empty stack).
 static NEXT_NODE: AtomicU32 = AtomicU32::new(1);
 
-/// Counters for the end record.
-pub static UNWINDS: AtomicU64 = AtomicU64::new(0);
-pub static FRAMES: AtomicU64 = AtomicU64::new(0);
-pub static NODES: AtomicU64 = AtomicU64::new(0);
-pub static MODULE_SCANS: AtomicU64 = AtomicU64::new(0);
-
 type Backtrace = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
 
 /// Whether allocations carry native stacks (set once at load).
@@ -66,9 +61,6 @@ type Backtrace = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
 pub fn enabled() -> bool {
     ENABLED.load(Relaxed)
 }
-
-/// Which unwinder runs (the `native_unwinder` counter): 0 none, 1 libunwind, 2 glibc's `backtrace`.
-pub static UNWINDER_KIND: AtomicU64 = AtomicU64::new(0);
 
 /// Sets native mode up (from the constructor, before recording starts): loads the unwinder, finds
 /// this library's range and reads the module map. Native mode stays off if no unwinder is found.
@@ -80,7 +72,7 @@ pub fn init() {
         None => (glibc_backtrace as Backtrace, 2),
     };
     UNWINDER.store(f as usize, Release);
-    UNWINDER_KIND.store(name, Relaxed);
+    counters::NATIVE_UNWINDER.store(name, Relaxed);
     find_self();
     let scan = scan_modules();
     merge_scan(&mut MODULES.lock(), scan);
@@ -391,7 +383,7 @@ fn scan_modules() -> Scan {
         }
         0
     }
-    MODULE_SCANS.fetch_add(1, Relaxed);
+    counters::NATIVE_MODULE_SCANS.fetch_add(1, Relaxed);
     let mut scan = Scan {
         found: Vec::new(),
         counts: (0, 0),

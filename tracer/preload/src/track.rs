@@ -52,7 +52,7 @@ unsafe fn slow_path(ts: *mut tls::ThreadState, f: impl FnOnce(&mut ThreadBuffer)
         STATUS_EXITED => {
             // The thread is past its buffer's destructor (glibc frees its last blocks after TLS
             // destructors): record into a one-off chunk.
-            writer::LATE_EVENTS.fetch_add(1, Relaxed);
+            crate::counters::LATE_EVENTS.fetch_add(1, Relaxed);
             let mut tb = ThreadBuffer::new((*ts).thread, gettid());
             f(&mut tb);
             tb.close();

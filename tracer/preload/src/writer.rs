@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use parking_lot::Mutex;
 use tracer_capture::compress::compress_frame;
@@ -18,6 +18,7 @@ use tracer_capture::header::{encode_end, Header};
 use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
 
 use crate::buffer::{ThreadBuffer, CHUNK_CAPACITY};
+use crate::counters;
 use crate::descriptors;
 use crate::state::{self, State};
 use crate::sync::lock;
@@ -94,17 +95,6 @@ fn wait_for_work(seen: u32) {
     };
 }
 
-/// The tracer's own counters, written in the end-of-capture record.
-pub static CHUNKS_WRITTEN: AtomicU64 = AtomicU64::new(0);
-pub static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
-pub static DIRECT_DRAINS: AtomicU64 = AtomicU64::new(0);
-pub static THREADS: AtomicU64 = AtomicU64::new(0);
-pub static LATE_EVENTS: AtomicU64 = AtomicU64::new(0);
-pub static UNCOMPRESSED_BYTES: AtomicU64 = AtomicU64::new(0);
-pub static FRAMES_WALKED: AtomicU64 = AtomicU64::new(0);
-pub static FRAMES_PUSHED: AtomicU64 = AtomicU64::new(0);
-pub static FRAMES_POPPED: AtomicU64 = AtomicU64::new(0);
-
 /// Creates the capture exclusively (never through a symlink, never over an existing file, mode 0600)
 /// and writes its header.
 pub fn open(path: &Path, header: &Header) -> Result<(), String> {
@@ -151,7 +141,7 @@ fn write_all(sink: &Sink, mut bytes: &[u8]) -> std::io::Result<()> {
                 "write returned 0",
             ));
         }
-        BYTES_WRITTEN.fetch_add(n as u64, Relaxed);
+        counters::BYTES_WRITTEN.fetch_add(n as u64, Relaxed);
         bytes = &bytes[n as usize..];
     }
     Ok(())
@@ -178,8 +168,8 @@ fn write_chunk(sink: &mut Option<Sink>, frame: &[u8]) {
     let mut out = std::mem::take(&mut s.compressed);
     compress_frame(frame, &mut out);
     write_or_stop(sink, &out);
-    CHUNKS_WRITTEN.fetch_add(1, Relaxed);
-    UNCOMPRESSED_BYTES.fetch_add(frame.len() as u64, Relaxed);
+    counters::CHUNKS_WRITTEN.fetch_add(1, Relaxed);
+    counters::UNCOMPRESSED_BYTES.fetch_add(frame.len() as u64, Relaxed);
     if let Some(s) = sink.as_mut() {
         s.compressed = out;
     }
@@ -210,7 +200,7 @@ pub fn submit(mut data: Vec<u8>, len: usize, has_records: bool) -> Vec<u8> {
     let empty = q.pool.pop();
     drop(q);
     if direct {
-        DIRECT_DRAINS.fetch_add(1, Relaxed);
+        counters::DIRECT_DRAINS.fetch_add(1, Relaxed);
         drain();
     } else {
         wake_writer();
@@ -272,7 +262,7 @@ extern "C" fn writer_main(_: *mut libc::c_void) -> *mut libc::c_void {
 
 pub fn register(tb: *mut ThreadBuffer) {
     lock(&QUEUE).registry.push(BufferPtr(tb));
-    THREADS.fetch_add(1, Relaxed);
+    counters::THREADS.fetch_add(1, Relaxed);
 }
 
 pub fn unregister(tb: *mut ThreadBuffer) {
@@ -300,41 +290,7 @@ pub fn finish() {
             write_chunk(&mut sink, &frame);
         }
     }
-    let counters = [
-        ("chunks_written", CHUNKS_WRITTEN.load(Relaxed)),
-        ("bytes_written", BYTES_WRITTEN.load(Relaxed)),
-        (
-            "chunk_bytes_before_compression",
-            UNCOMPRESSED_BYTES.load(Relaxed),
-        ),
-        ("direct_drains", DIRECT_DRAINS.load(Relaxed)),
-        ("threads", THREADS.load(Relaxed)),
-        ("late_events", LATE_EVENTS.load(Relaxed)),
-        ("frames_walked", FRAMES_WALKED.load(Relaxed)),
-        ("frames_pushed", FRAMES_PUSHED.load(Relaxed)),
-        ("frames_popped", FRAMES_POPPED.load(Relaxed)),
-        (
-            "code_objects_interned",
-            crate::python::codes::INTERNED.load(Relaxed),
-        ),
-        ("stack_checks", crate::python::CHECKED.load(Relaxed)),
-        (
-            "stack_checks_skipped",
-            crate::python::CHECK_SKIPPED.load(Relaxed),
-        ),
-        ("stack_mismatches", crate::python::MISMATCHES.load(Relaxed)),
-        (
-            "native_unwinder",
-            crate::native::UNWINDER_KIND.load(Relaxed),
-        ),
-        ("native_unwinds", crate::native::UNWINDS.load(Relaxed)),
-        ("native_frames", crate::native::FRAMES.load(Relaxed)),
-        ("native_nodes", crate::native::NODES.load(Relaxed)),
-        (
-            "native_module_scans",
-            crate::native::MODULE_SCANS.load(Relaxed),
-        ),
-    ];
+    let counters = counters::snapshot();
     write_or_stop(&mut sink, &encode_end(&counters));
     q.closed = true;
     wake_writer();

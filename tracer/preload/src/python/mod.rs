@@ -40,11 +40,6 @@ static SOURCE: AtomicU8 = AtomicU8::new(Source::Off as u8);
 static LAYOUT: OnceLock<Layout> = OnceLock::new();
 static CODE_TYPE: AtomicU64 = AtomicU64::new(0);
 
-/// Check mode's results, written in the end record.
-pub static CHECKED: AtomicU64 = AtomicU64::new(0);
-pub static CHECK_SKIPPED: AtomicU64 = AtomicU64::new(0);
-pub static MISMATCHES: AtomicU64 = AtomicU64::new(0);
-
 #[inline(always)]
 pub fn source() -> Source {
     match SOURCE.load(Relaxed) {

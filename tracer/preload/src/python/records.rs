@@ -11,6 +11,7 @@ use tracer_capture::varint::MAX_VARINT_LEN;
 use super::layout::Layout;
 use super::walk::RawFrame;
 use super::{codes, profile, walk, PyThread, Source};
+use crate::counters;
 
 /// Where the records go: a thread's chunk under construction.
 pub trait Sink {
@@ -177,18 +178,18 @@ fn check_stack(sink: &mut impl Sink, py: &mut PyThread, layout: &Layout) {
         || py.in_chained
         || profile::inside_a_trace_function()
     {
-        super::CHECK_SKIPPED.fetch_add(1, Relaxed);
+        counters::STACK_CHECKS_SKIPPED.fetch_add(1, Relaxed);
         return;
     }
     let mut profiled = std::mem::take(&mut py.other);
     profile::stack(&py.shadow, &mut profiled);
     let walked = &py.scratch;
     if *walked == profiled {
-        super::CHECKED.fetch_add(1, Relaxed);
+        counters::STACK_CHECKS.fetch_add(1, Relaxed);
     } else if walked.len() == profiled.len() + 1 && walked[..profiled.len()] == profiled[..] {
-        super::CHECK_SKIPPED.fetch_add(1, Relaxed);
+        counters::STACK_CHECKS_SKIPPED.fetch_add(1, Relaxed);
     } else {
-        super::MISMATCHES.fetch_add(1, Relaxed);
+        counters::STACK_MISMATCHES.fetch_add(1, Relaxed);
         let mut ids = |s: &[RawFrame]| -> Vec<(u32, u32)> {
             s.iter()
                 .map(|f| (intern_code(sink, layout, f.code).id, f.offset))
