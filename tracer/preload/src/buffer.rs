@@ -2,7 +2,7 @@
 //! without any lock; a full chunk goes to the writer (`writer::submit`) in exchange for an empty one.
 //!
 //! The exit flush may read a live buffer from another thread (`writer::finish`), so the buffer is split
-//! in two: [`Shared`], read by that flush (atomics only), and [`Local`], touched only by the owner.
+//! in two: [`LiveChunk`], read by that flush (atomics only), and [`Local`], touched only by the owner.
 //! The owner writes only at or past `committed` and into the frame prefix, which the flush never reads.
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::Relaxed, Ordering::Release};
@@ -16,24 +16,11 @@ use tracer_capture::varint::MAX_VARINT_LEN;
 use crate::counters::{self, ThreadCounters};
 use crate::native::{self, NativeThread};
 use crate::python::{self, PyThread};
-use crate::{clock, order, writer};
-
-/// Bytes per chunk: large enough that handing chunks over costs nothing per event, small enough that
-/// a process with many threads keeps little memory.
-pub const CHUNK_CAPACITY: usize = 64 << 10;
+use crate::writer::{self, LiveChunk};
+use crate::{clock, order};
 
 /// Allocations between two time records.
 const TIME_EVERY: u32 = 64;
-
-/// What the exit flush may read.
-pub struct Shared {
-    pub data: AtomicPtr<u8>,
-    /// End of the last complete record.
-    pub committed: AtomicUsize,
-    /// End of the chunk header (records start here).
-    pub records_start: AtomicUsize,
-    pub thread: u32,
-}
 
 /// The owner's state.
 pub struct Local {
@@ -51,7 +38,7 @@ pub struct Local {
 }
 
 pub struct ThreadBuffer {
-    pub shared: Shared,
+    shared: LiveChunk,
     local: Local,
     /// The thread's Python state, which the Python side keeps here and writes through [`Out`].
     py: PyThread,
@@ -59,7 +46,7 @@ pub struct ThreadBuffer {
 
 /// The chunk as the record writers see it: the owner's state and what the exit flush reads.
 struct Out<'a> {
-    shared: &'a Shared,
+    shared: &'a LiveChunk,
     local: &'a mut Local,
 }
 
@@ -68,7 +55,7 @@ impl ThreadBuffer {
     pub fn new(thread: u32, os_tid: u64) -> Box<ThreadBuffer> {
         let chunk = writer::take_empty_chunk();
         let mut tb = Box::new(ThreadBuffer {
-            shared: Shared {
+            shared: LiveChunk {
                 data: AtomicPtr::new(std::ptr::null_mut()),
                 committed: AtomicUsize::new(0),
                 records_start: AtomicUsize::new(0),
@@ -224,6 +211,11 @@ impl python::records::Sink for Out<'_> {
 }
 
 impl ThreadBuffer {
+    /// What the exit flush reads (see `writer::register`).
+    pub fn live_chunk(&self) -> *const LiveChunk {
+        &self.shared
+    }
+
     /// The order epoch this thread's next event carries.
     #[inline(always)]
     pub fn epoch(&self) -> u64 {

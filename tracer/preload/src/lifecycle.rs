@@ -193,7 +193,9 @@ extern "C" fn after_fork_in_child() {
     crate::native::after_fork_in_child();
     match header {
         Some(h) if state::recording() => {
-            writer::after_fork_in_child(current, &h);
+            // SAFETY: the buffer of this thread, alive while it is attached.
+            let live = current.map(|tb| unsafe { (*tb).live_chunk() });
+            writer::after_fork_in_child(live, &h);
             OWNER_PID.store(pid, Relaxed);
             *crate::sync::lock(&HEADER) = Some(h);
         }

@@ -10,14 +10,13 @@ use std::collections::VecDeque;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use parking_lot::Mutex;
 use tracer_capture::compress::compress_frame;
 use tracer_capture::header::{encode_end, Header};
 use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
 
-use crate::buffer::{ThreadBuffer, CHUNK_CAPACITY};
 use crate::counters;
 use crate::descriptors;
 use crate::state::{self, State};
@@ -40,10 +39,25 @@ struct Pending {
     len: usize,
 }
 
-/// A registered thread buffer (only dereferenced under the `QUEUE` lock, see `finish`).
+/// Bytes per chunk: large enough that handing chunks over costs nothing per event, small enough that
+/// a process with many threads keeps little memory.
+pub const CHUNK_CAPACITY: usize = 64 << 10;
+
+/// The part of a thread's chunk under construction that the exit flush reads (atomics only): the
+/// owner writes only at or past `committed` and into the frame prefix, which the flush never reads.
+pub struct LiveChunk {
+    pub data: AtomicPtr<u8>,
+    /// End of the last complete record.
+    pub committed: AtomicUsize,
+    /// End of the chunk header (records start here).
+    pub records_start: AtomicUsize,
+    pub thread: u32,
+}
+
+/// A registered thread's live chunk (only dereferenced under the `QUEUE` lock, see `finish`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct BufferPtr(*mut ThreadBuffer);
-// SAFETY: the pointer is only used under the QUEUE lock, and only to read the buffer's `Shared` atomics.
+struct BufferPtr(*const LiveChunk);
+// SAFETY: the pointer is only used under the QUEUE lock, and only to read the chunk's atomics.
 unsafe impl Send for BufferPtr {}
 
 struct Queue {
@@ -260,13 +274,15 @@ extern "C" fn writer_main(_: *mut libc::c_void) -> *mut libc::c_void {
     }
 }
 
-pub fn register(tb: *mut ThreadBuffer) {
-    lock(&QUEUE).registry.push(BufferPtr(tb));
+/// Makes a thread's live chunk visible to the exit flush, until [`unregister`]. The chunk must stay
+/// where it is until then.
+pub fn register(chunk: *const LiveChunk) {
+    lock(&QUEUE).registry.push(BufferPtr(chunk));
     counters::THREADS.fetch_add(1, Relaxed);
 }
 
-pub fn unregister(tb: *mut ThreadBuffer) {
-    lock(&QUEUE).registry.retain(|b| b.0 != tb);
+pub fn unregister(chunk: *const LiveChunk) {
+    lock(&QUEUE).registry.retain(|b| b.0 != chunk);
 }
 
 /// Ends the capture: writes every queued chunk, what every live thread buffer holds, and the end
@@ -285,7 +301,7 @@ pub fn finish() {
         // SAFETY: registered buffers stay alive until they unregister, which needs the QUEUE lock we
         // hold; their owners only write at or past `committed` and into the frame prefix, which are not
         // read here, and cannot start a new chunk (that needs the QUEUE lock too).
-        let frame = unsafe { live_chunk(&(*b.0).shared) };
+        let frame = unsafe { live_chunk(&*b.0) };
         if let Some(frame) = frame {
             write_chunk(&mut sink, &frame);
         }
@@ -369,7 +385,7 @@ pub fn move_aside(path: &Path, suffix: &str) {
 ///
 /// # Safety
 /// `shared` must belong to a registered buffer and the caller must hold the QUEUE lock.
-unsafe fn live_chunk(shared: &crate::buffer::Shared) -> Option<Vec<u8>> {
+unsafe fn live_chunk(shared: &LiveChunk) -> Option<Vec<u8>> {
     let data = shared.data.load(std::sync::atomic::Ordering::Acquire);
     let start = shared
         .records_start
@@ -404,7 +420,7 @@ pub fn after_fork_in_parent() {
 /// `pthread_atfork` child: forget the parent's queue and other threads (the parent writes them), and
 /// open the child's own capture, `<name>.<pid>`. The writer thread did not survive the fork, so the
 /// child writes its chunks itself.
-pub fn after_fork_in_child(current: Option<*mut ThreadBuffer>, header: &Header) {
+pub fn after_fork_in_child(current: Option<*const LiveChunk>, header: &Header) {
     // SAFETY: as in `after_fork_in_parent`: the forking thread is the only one in the child.
     unsafe {
         QUEUE.force_unlock();
