@@ -14,6 +14,7 @@
 
 mod arena;
 mod buffer;
+mod capture_fd;
 mod clock;
 mod config;
 mod counters;

@@ -17,8 +17,8 @@ use tracer_capture::compress::compress_frame;
 use tracer_capture::header::{encode_end, Header};
 use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
 
+use crate::capture_fd;
 use crate::counters;
-use crate::descriptors;
 use crate::state::{self, State};
 use crate::sync::lock;
 use crate::tls;
@@ -115,7 +115,7 @@ pub fn open(path: &Path, header: &Header) -> Result<(), String> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| "path contains a NUL byte".to_string())?;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let fd = descriptors::open_high(c_path.as_ptr(), flags);
+    let fd = capture_fd::open_high(c_path.as_ptr(), flags);
     if fd < 0 {
         return Err(std::io::Error::last_os_error().to_string());
     }
@@ -125,10 +125,10 @@ pub fn open(path: &Path, header: &Header) -> Result<(), String> {
         compressed: Vec::new(),
     };
     if let Err(err) = write_all(&sink, &header.encode()) {
-        descriptors::close_own(fd);
+        capture_fd::close_own(fd);
         return Err(err.to_string());
     }
-    descriptors::set_capture_fd(fd);
+    capture_fd::set_capture_fd(fd);
     *lock(&SINK) = Some(sink);
     lock(&QUEUE).closed = false;
     Ok(())
@@ -317,8 +317,8 @@ pub fn finish() {
 
 /// Closes the capture's descriptor (once: the sink is dropped right after).
 fn close_sink(sink: &Sink) {
-    descriptors::set_capture_fd(-1);
-    descriptors::close_own(sink.fd);
+    capture_fd::set_capture_fd(-1);
+    capture_fd::close_own(sink.fd);
 }
 
 /// The program is about to `dup2` onto the capture's descriptor number: move the capture to another
@@ -340,10 +340,10 @@ pub fn move_capture_fd() {
         *sink = None;
         return;
     }
-    let moved = descriptors::place_high(moved);
-    descriptors::close_own(s.fd);
+    let moved = capture_fd::place_high(moved);
+    capture_fd::close_own(s.fd);
     s.fd = moved;
-    descriptors::set_capture_fd(moved);
+    capture_fd::set_capture_fd(moved);
 }
 
 /// The path of the open capture, if any.
