@@ -23,6 +23,7 @@ const ORDER: &[&str] = &[
     "python/walk",
     "python/layout",
     "python/capi",
+    "python/memory",
     "native",
     "order",
     "inner_maps",
@@ -49,8 +50,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("python", "python/profile"),
     // `_alloc_tracer.start` lives in python/mod.rs; it belongs with the module's other entry points.
     ("python", "python/pymem"),
-    // `walk::Memory` (the reader trait) is used by the layout's self-check.
-    ("python/layout", "python/walk"),
 ];
 
 fn rank(module: &str) -> usize {

@@ -6,6 +6,7 @@
 pub mod capi;
 pub mod codes;
 pub mod layout;
+pub mod memory;
 pub mod module;
 pub mod profile;
 pub mod pymem;
