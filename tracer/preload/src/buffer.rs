@@ -2,37 +2,25 @@
 //! without any lock; a full chunk goes to the writer (`writer::submit`) in exchange for an empty one.
 //!
 //! The exit flush may read a live buffer from another thread (`writer::finish`), so the buffer is split
-//! in two: [`Shared`], read by that flush (atomics only), and [`Local`], touched only by the owner.
+//! in two: [`LiveChunk`], read by that flush (atomics only), and [`Local`], touched only by the owner.
 //! The owner writes only at or past `committed` and into the frame prefix, which the flush never reads.
 
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::Relaxed, Ordering::Release};
 
 use tracer_capture::record::{
     self, ChunkState, Kind, MAX_CHUNK_HEADER_LEN, MAX_EVENT_RECORD_LEN, MAX_NATIVE_NODE_LEN,
-    MAX_NATIVE_STACK_LEN, MAX_PUSH_LEN,
+    MAX_NATIVE_STACK_LEN,
 };
 use tracer_capture::varint::MAX_VARINT_LEN;
 
+use crate::counters::{self, ThreadCounters};
 use crate::native::{self, NativeThread};
-use crate::python::{self, PyThread, Source};
-use crate::{clock, order, writer};
-
-/// Bytes per chunk: large enough that handing chunks over costs nothing per event, small enough that
-/// a process with many threads keeps little memory.
-pub const CHUNK_CAPACITY: usize = 64 << 10;
+use crate::python::{self, PyThread};
+use crate::writer::{self, LiveChunk};
+use crate::{clock, order};
 
 /// Allocations between two time records.
 const TIME_EVERY: u32 = 64;
-
-/// What the exit flush may read.
-pub struct Shared {
-    pub data: AtomicPtr<u8>,
-    /// End of the last complete record.
-    pub committed: AtomicUsize,
-    /// End of the chunk header (records start here).
-    pub records_start: AtomicUsize,
-    pub thread: u32,
-}
 
 /// The owner's state.
 pub struct Local {
@@ -40,26 +28,26 @@ pub struct Local {
     pos: usize,
     st: ChunkState,
     owner: u64,
-    py: PyThread,
-    counters: Counters,
+    counters: ThreadCounters,
+    /// Counts the chunks this thread started (see [`Sink::chunk`]).
+    serial: u64,
     /// Native mode's trie (empty otherwise).
     native: NativeThread,
     /// Allocations since the last time record.
     since_time: u32,
 }
 
-/// The thread's share of the tracer's own counters (added to the global ones when a chunk is handed
-/// over, so the hot path touches no shared cache line).
-#[derive(Default, Clone, Copy)]
-pub struct Counters {
-    pub frames_walked: u64,
-    pub frames_pushed: u64,
-    pub frames_popped: u64,
+pub struct ThreadBuffer {
+    shared: LiveChunk,
+    local: Local,
+    /// The thread's Python state, which the Python side keeps here and writes through [`Out`].
+    py: PyThread,
 }
 
-pub struct ThreadBuffer {
-    pub shared: Shared,
-    local: Local,
+/// The chunk as the record writers see it: the owner's state and what the exit flush reads.
+struct Out<'a> {
+    shared: &'a LiveChunk,
+    local: &'a mut Local,
 }
 
 impl ThreadBuffer {
@@ -67,7 +55,7 @@ impl ThreadBuffer {
     pub fn new(thread: u32, os_tid: u64) -> Box<ThreadBuffer> {
         let chunk = writer::take_empty_chunk();
         let mut tb = Box::new(ThreadBuffer {
-            shared: Shared {
+            shared: LiveChunk {
                 data: AtomicPtr::new(std::ptr::null_mut()),
                 committed: AtomicUsize::new(0),
                 records_start: AtomicUsize::new(0),
@@ -78,19 +66,61 @@ impl ThreadBuffer {
                 pos: 0,
                 st: ChunkState::default(),
                 owner: order::owner_of(thread),
-                py: PyThread::default(),
-                counters: Counters::default(),
+                counters: ThreadCounters::default(),
+                serial: 0,
                 native: NativeThread::default(),
                 since_time: 0,
             },
+            py: PyThread::default(),
         });
         let epoch = order::epoch(tb.local.owner);
-        tb.start_chunk(chunk, epoch);
-        let n = record::put_thread_info(tb.window(MAX_EVENT_RECORD_LEN).0, 0, os_tid);
-        tb.commit(n);
+        let mut out = tb.out();
+        out.start_chunk(chunk, epoch);
+        let n = record::put_thread_info(out.window(MAX_EVENT_RECORD_LEN).0, 0, os_tid);
+        out.commit(n);
         tb
     }
 
+    #[inline(always)]
+    fn out(&mut self) -> Out<'_> {
+        Out {
+            shared: &self.shared,
+            local: &mut self.local,
+        }
+    }
+
+    /// Records the calling thread's Python stack (see `python::records`).
+    #[inline(always)]
+    fn python_stack(&mut self) {
+        let mut out = Out {
+            shared: &self.shared,
+            local: &mut self.local,
+        };
+        python::records::python_stack(&mut out, &mut self.py);
+    }
+
+    #[inline(always)]
+    fn reserve(&mut self, n: usize) -> bool {
+        self.out().reserve(n)
+    }
+
+    #[inline(always)]
+    fn window(&mut self, n: usize) -> (&mut [u8], &mut ChunkState) {
+        let l = &mut self.local;
+        assert!(l.pos + n <= l.chunk.len());
+        // SAFETY: in bounds (checked above), and nobody else writes to or reads from bytes at or past
+        // `committed == pos`.
+        let w = unsafe { std::slice::from_raw_parts_mut(l.chunk.as_mut_ptr().add(l.pos), n) };
+        (w, &mut l.st)
+    }
+
+    #[inline(always)]
+    fn commit(&mut self, written: usize) {
+        self.out().commit(written);
+    }
+}
+
+impl Out<'_> {
     fn start_chunk(&mut self, mut chunk: Vec<u8>, epoch: u64) {
         let (pos, st) = record::begin_chunk(
             &mut chunk[..MAX_CHUNK_HEADER_LEN],
@@ -104,10 +134,11 @@ impl ThreadBuffer {
         self.shared.records_start.store(pos, Release);
         self.shared.committed.store(pos, Release);
         self.local.chunk = chunk;
+        self.local.serial += 1;
     }
 
     /// Room for `n` more bytes, handing the chunk over when it is full. Returns whether a new chunk
-    /// was started (which also forgets the Python stack last recorded: each chunk re-sends it).
+    /// was started (a new serial: the stacks last recorded are re-sent in it).
     #[inline(always)]
     fn reserve(&mut self, n: usize) -> bool {
         if self.local.pos + n > self.local.chunk.len() {
@@ -119,27 +150,21 @@ impl ThreadBuffer {
 
     /// Sends the current chunk to the writer and starts an empty one.
     #[cold]
-    pub fn rotate(&mut self) {
+    fn rotate(&mut self) {
         let epoch = self.local.st.epoch;
         let full = std::mem::take(&mut self.local.chunk);
         let has_records = self.local.pos > self.shared.records_start.load(Relaxed);
         self.publish_counters();
         let empty = writer::submit(full, self.local.pos, has_records);
         self.start_chunk(empty, epoch);
-        self.local.py.emitted.clear();
         self.local.native.emitted = native::NONE_EMITTED;
     }
 
     fn publish_counters(&mut self) {
-        let c = std::mem::take(&mut self.local.counters);
-        writer::FRAMES_WALKED.fetch_add(c.frames_walked, Relaxed);
-        writer::FRAMES_PUSHED.fetch_add(c.frames_pushed, Relaxed);
-        writer::FRAMES_POPPED.fetch_add(c.frames_popped, Relaxed);
-        let n = &mut self.local.native;
-        if n.unwinds > 0 {
-            native::UNWINDS.fetch_add(std::mem::take(&mut n.unwinds), Relaxed);
-            native::FRAMES.fetch_add(std::mem::take(&mut n.frames), Relaxed);
-        }
+        let (c, n) = (&mut self.local.counters, &mut self.local.native);
+        c.native_unwinds += std::mem::take(&mut n.unwinds);
+        c.native_frames += std::mem::take(&mut n.frames);
+        c.publish();
     }
 
     /// The `n` bytes the next record may take. Only this window is borrowed mutably: the exit flush
@@ -159,6 +184,37 @@ impl ThreadBuffer {
         self.local.pos += written;
         self.shared.committed.store(self.local.pos, Release);
     }
+}
+
+impl python::records::Sink for Out<'_> {
+    #[inline(always)]
+    fn reserve(&mut self, n: usize) -> bool {
+        Out::reserve(self, n)
+    }
+
+    #[inline(always)]
+    fn put(&mut self, max: usize, put: impl FnOnce(&mut [u8]) -> usize) {
+        let n = put(self.window(max).0);
+        self.commit(n);
+    }
+
+    fn chunk(&self) -> u64 {
+        self.local.serial
+    }
+
+    fn count_frames(&mut self, walked: u64, pushed: u64, popped: u64) {
+        let c = &mut self.local.counters;
+        c.frames_walked += walked;
+        c.frames_pushed += pushed;
+        c.frames_popped += popped;
+    }
+}
+
+impl ThreadBuffer {
+    /// What the exit flush reads (see `writer::register`).
+    pub fn live_chunk(&self) -> *const LiveChunk {
+        &self.shared
+    }
 
     /// The order epoch this thread's next event carries.
     #[inline(always)]
@@ -168,7 +224,7 @@ impl ThreadBuffer {
 
     /// The thread's Python state (the profile source keeps its shadow stack here).
     pub fn python(&mut self) -> &mut PyThread {
-        &mut self.local.py
+        &mut self.py
     }
 
     #[inline(always)]
@@ -297,210 +353,22 @@ impl ThreadBuffer {
             let n = record::put_native_node(w, 0, id, parent, ip);
             self.commit(n);
         }
-        native::NODES.fetch_add(nodes.len() as u64, Relaxed);
+        counters::NATIVE_NODES.fetch_add(nodes.len() as u64, Relaxed);
         self.local.native.new_nodes = nodes;
-    }
-
-    /// Records the calling thread's Python stack, as the difference from the one last recorded.
-    #[inline(always)]
-    fn python_stack(&mut self) {
-        let source = python::source();
-        if !matches!(source, Source::Off | Source::Noop) {
-            self.emit_python_stack(source);
-        }
-    }
-
-    fn emit_python_stack(&mut self, source: Source) {
-        let Some(layout) = python::layout() else {
-            return;
-        };
-        python::current_stack(source, &mut self.local.py);
-        self.local.counters.frames_walked += self.local.py.scratch.len() as u64;
-        if source == Source::Check {
-            self.check_stack(layout);
-        }
-        let frames = std::mem::take(&mut self.local.py.scratch);
-        let mut ids = std::mem::take(&mut self.local.py.ids);
-        ids.clear();
-        let emitted = &self.local.py.emitted;
-        let mut common = emitted
-            .iter()
-            .zip(&frames)
-            .take_while(|(e, f)| e.code == f.code && e.offset == f.offset)
-            .count();
-        // Ids below `common` come from what was recorded; looking up the others may write code
-        // definitions, which may start a new chunk (so `common` is clamped after).
-        for (i, f) in frames.iter().enumerate() {
-            let id = match self.local.py.emitted.get(i) {
-                Some(e) if i < common => (e.id, e.one_by_one),
-                // The same code object as last sent at this depth (usually the innermost frame, moved
-                // on): its id is known, no lookup in the shared table.
-                Some(e)
-                    if e.code == f.code
-                        && e.fingerprint == python::codes::fingerprint(layout, f.code) =>
-                {
-                    self.frame_code_id(layout, *f, Some((e.id, e.one_by_one)))
-                }
-                _ => self.frame_code_id(layout, *f, None),
-            };
-            ids.push(id);
-        }
-        common = common.min(self.local.py.emitted.len());
-        // Room for the whole stack: a new chunk re-sends all of it.
-        let need = 1
-            + MAX_VARINT_LEN
-            + frames.len() * MAX_PUSH_LEN
-            + MAX_NATIVE_STACK_LEN
-            + MAX_EVENT_RECORD_LEN;
-        if self.reserve(need) {
-            common = 0;
-        }
-        let pops = self.local.py.emitted.len() - common;
-        let (w, _) = self.window(need);
-        let mut n = 0;
-        if pops > 0 {
-            n = record::put_pop(w, n, pops as u32);
-        }
-        for (f, (id, _)) in frames[common..].iter().zip(&ids[common..]) {
-            n = record::put_push(w, n, *id, f.offset);
-        }
-        self.commit(n);
-        let c = &mut self.local.counters;
-        c.frames_popped += pops as u64;
-        c.frames_pushed += (frames.len() - common) as u64;
-        let py = &mut self.local.py;
-        py.emitted.truncate(common);
-        py.emitted
-            .extend(
-                frames[common..]
-                    .iter()
-                    .zip(&ids[common..])
-                    .map(|(f, (id, one_by_one))| python::Emitted {
-                        code: f.code,
-                        id: *id,
-                        offset: f.offset,
-                        one_by_one: *one_by_one,
-                        fingerprint: python::codes::fingerprint(layout, f.code),
-                    }),
-            );
-        py.scratch = frames;
-        py.ids = ids;
-    }
-
-    /// The id of a code object, writing its definition the first time the capture meets it.
-    fn code_id(&mut self, layout: &python::layout::Layout, code: usize) -> u32 {
-        self.intern_code(layout, code).id
-    }
-
-    /// Interns a code object, writing its definition the first time the capture meets it (without the
-    /// line table when that is sent line by line, see `codes::INLINE_TABLE_MAX`).
-    fn intern_code(
-        &mut self,
-        layout: &python::layout::Layout,
-        code: usize,
-    ) -> python::codes::Interned {
-        let interned = python::codes::intern(layout, code);
-        if interned.new {
-            // SAFETY: `code` belongs to a frame running on this thread, so it is alive.
-            let info = unsafe { python::walk::code_info(layout, code) };
-            let table = if interned.lines_one_by_one {
-                &[][..]
-            } else {
-                &info.linetable[..]
-            };
-            let (name, file) = (info.name.as_bytes(), info.filename.as_bytes());
-            let len = record::code_len(name, file, table);
-            self.reserve(len);
-            let (w, _) = self.window(len);
-            let n = record::put_code(w, 0, interned.id, info.first_line, name, file, table);
-            self.commit(n);
-        }
-        interned
-    }
-
-    /// The id of a frame's code, sending the line of its instruction first if the code's lines go
-    /// one by one and this thread has not sent that one yet.
-    fn frame_code_id(
-        &mut self,
-        layout: &python::layout::Layout,
-        frame: python::walk::RawFrame,
-        known: Option<(u32, bool)>,
-    ) -> (u32, bool) {
-        let (id, one_by_one) = known.unwrap_or_else(|| {
-            let interned = self.intern_code(layout, frame.code);
-            (interned.id, interned.lines_one_by_one)
-        });
-        if one_by_one && self.local.py.lines_sent.insert((id, frame.offset)) {
-            // SAFETY: the frame is running on this thread, so its code object is alive.
-            let (table, first_line) = unsafe {
-                let first = ((frame.code + layout.code_first_line) as *const i32)
-                    .read()
-                    .max(0) as u32;
-                (python::walk::linetable(layout, frame.code), first)
-            };
-            let line = tracer_capture::linetable::line_for_offset(table, first_line, frame.offset);
-            self.reserve(record::MAX_LINE_LEN);
-            let (w, _) = self.window(record::MAX_LINE_LEN);
-            let n = record::put_line(w, 0, id, frame.offset, line);
-            self.commit(n);
-        }
-        (id, one_by_one)
-    }
-
-    /// Check mode: compares the walked stack (in `scratch`) with the profile source's. Not compared:
-    /// a walked stack with one more frame on top (a call or return the profile function has not been
-    /// told of yet), threads where the profile function is not installed yet, a shadow stack waiting
-    /// to be rebuilt, and allocations made by the program's own profile or trace function (CPython
-    /// sends no profile events while one runs).
-    fn check_stack(&mut self, layout: &python::layout::Layout) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let py = &mut self.local.py;
-        if !py.profiling
-            || !python::profile::shadow_is_current(py)
-            || py.in_chained
-            || python::profile::inside_a_trace_function()
-        {
-            python::CHECK_SKIPPED.fetch_add(1, Relaxed);
-            return;
-        }
-        let mut profiled = std::mem::take(&mut py.other);
-        python::profile::stack(&py.shadow, &mut profiled);
-        let walked = &py.scratch;
-        if *walked == profiled {
-            python::CHECKED.fetch_add(1, Relaxed);
-        } else if walked.len() == profiled.len() + 1 && walked[..profiled.len()] == profiled[..] {
-            python::CHECK_SKIPPED.fetch_add(1, Relaxed);
-        } else {
-            python::MISMATCHES.fetch_add(1, Relaxed);
-            let walked = walked.clone();
-            let ids = |tb: &mut Self, s: &[python::walk::RawFrame]| -> Vec<(u32, u32)> {
-                s.iter()
-                    .map(|f| (tb.code_id(layout, f.code), f.offset))
-                    .collect()
-            };
-            let (w_ids, p_ids) = (ids(self, &walked), ids(self, &profiled));
-            let len = record::mismatch_len(w_ids.len(), p_ids.len());
-            self.reserve(len);
-            let (w, _) = self.window(len);
-            let n = record::put_mismatch(w, 0, &w_ids, &p_ids);
-            self.commit(n);
-        }
-        self.local.py.other = profiled;
     }
 
     /// Drops what the buffer holds without writing it (a fork child: the parent writes it).
     pub fn discard(&mut self) {
         let epoch = self.local.st.epoch;
         let chunk = std::mem::take(&mut self.local.chunk);
-        self.start_chunk(chunk, epoch);
-        self.local.py.emitted.clear();
+        self.out().start_chunk(chunk, epoch);
         // The child's capture has none of the parent's trie nodes.
         self.local.native.forget();
     }
 
     /// Hands the last chunk over and gives the buffer back (the thread is exiting).
     pub fn close(mut self: Box<Self>) {
-        self.publish_counters();
+        self.out().publish_counters();
         let has_records = self.local.pos > *self.shared.records_start.get_mut();
         let full = std::mem::take(&mut self.local.chunk);
         writer::give_back(writer::submit(full, self.local.pos, has_records));

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 
 use tracer_capture::header::{MODE_NATIVE, MODE_PYTHON_ALLOCATORS};
 
@@ -13,11 +13,54 @@ pub struct Config {
     pub output: Option<PathBuf>,
     pub python_allocators: bool,
     pub native: bool,
-    pub stack_source: String,
+    pub stack_source: StackSource,
     /// Keep `LD_PRELOAD` for exec'ed children.
     pub follow_exec: bool,
     /// Set in an exec'ed child of a traced process: the capture name gets `.<pid>` appended.
     pub exec_child: bool,
+}
+
+/// Where Python stacks come from (`TRACER_STACK_SOURCE`; an unknown value means `walk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StackSource {
+    Walk = 0,
+    Profile = 1,
+    Noop = 2,
+    Check = 3,
+}
+
+impl StackSource {
+    fn parse(value: Option<&str>) -> StackSource {
+        match value {
+            Some("profile") => StackSource::Profile,
+            Some("noop") => StackSource::Noop,
+            Some("check") => StackSource::Check,
+            _ => StackSource::Walk,
+        }
+    }
+
+    /// The name the capture header records.
+    pub fn name(self) -> &'static str {
+        match self {
+            StackSource::Walk => "walk",
+            StackSource::Profile => "profile",
+            StackSource::Noop => "noop",
+            StackSource::Check => "check",
+        }
+    }
+}
+
+static STACK_SOURCE: AtomicU8 = AtomicU8::new(StackSource::Walk as u8);
+
+/// The configured stack source (set once at load).
+pub fn stack_source() -> StackSource {
+    match STACK_SOURCE.load(Relaxed) {
+        1 => StackSource::Profile,
+        2 => StackSource::Noop,
+        3 => StackSource::Check,
+        _ => StackSource::Walk,
+    }
 }
 
 static PYTHON_ALLOCATORS: AtomicBool = AtomicBool::new(false);
@@ -45,7 +88,7 @@ impl Config {
                 .map(PathBuf::from),
             python_allocators: flag("TRACER_PYTHON_ALLOCATORS"),
             native: flag("TRACER_NATIVE"),
-            stack_source: std::env::var("TRACER_STACK_SOURCE").unwrap_or_else(|_| "walk".into()),
+            stack_source: StackSource::parse(std::env::var("TRACER_STACK_SOURCE").as_deref().ok()),
             follow_exec: flag("TRACER_FOLLOW_EXEC"),
             exec_child: flag("TRACER_EXEC_CHILD"),
         }
@@ -55,6 +98,7 @@ impl Config {
     pub fn publish(&self) {
         PYTHON_ALLOCATORS.store(self.python_allocators, Relaxed);
         FOLLOW_EXEC.store(self.follow_exec, Relaxed);
+        STACK_SOURCE.store(self.stack_source as u8, Relaxed);
     }
 
     pub fn mode_flags(&self) -> u64 {

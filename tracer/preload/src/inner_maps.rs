@@ -6,7 +6,7 @@
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 
-use crate::writer::lock;
+use crate::sync::lock;
 
 /// Start address → length.
 static INNER: Mutex<Option<FxHashMap<usize, usize>>> = Mutex::new(None);

@@ -5,17 +5,28 @@
 //! file (`TRACER_OUTPUT`). The format lives in the `tracer-capture` crate; the configuration and the
 //! contract with `tracer run` are in `docs/architecture.md`.
 //!
-//! Modules: `hooks` (the exported entry points), `track` (the funnel and thread lifecycle), `buffer`
-//! (a thread's chunk), `order` (cross-thread order), `writer` (queue, file, exit, fork), `lifecycle`
-//! (constructor, destructor, fork handlers), `native` (native stacks: unwinding, the trie, the module
-//! map), `tls` (per-thread state), `forward` (the allocator the hooks forward to, and whether the hooks
-//! are in use at all), `arena` (memory while that allocator is looked up), `libc_alloc` (the library's
-//! own allocator: glibc's), `config`, `state`, `clock`.
+//! Modules, in layers (each uses only the layers below it; `tests/layers.rs` checks it, and
+//! `docs/architecture.md` explains it):
+//! - entry points: `hooks` (the exported malloc family, mmap, exec, dlclose), `descriptors` (the
+//!   close/dup2 hooks that keep the capture's descriptor out of the program's way), `lifecycle`
+//!   (constructor, destructor, fork handlers), and in `python`: `module` (`_alloc_tracer`), `pymem`
+//!   (pymalloc wrappers), `profile` (the profile function);
+//! - the recorder: `track` (the funnel and thread lifecycle), `buffer` (a thread's chunk),
+//!   `python::records` (Python stack records), `python` (stack source, per-thread state) with `codes`,
+//!   `walk`, `layout`, `capi`, `memory`, then `native` (native stacks: unwinding, the trie, the module
+//!   map), `order` (cross-thread order), `inner_maps` (mmaps made inside the allocator);
+//! - the writer: `writer` (queue, file, exit, fork), `capture_fd` (the capture's descriptor);
+//! - shared: `state`, `config`, `counters` (the end record's counters), `sync` (locks),
+//!   `libc_alloc` (the library's own allocator: glibc's), `forward` (the allocator the hooks forward
+//!   to, and whether the hooks are in use at all), `arena` (memory while that allocator is looked up),
+//!   `tls` (per-thread state), `clock`.
 
 mod arena;
 mod buffer;
+mod capture_fd;
 mod clock;
 mod config;
+mod counters;
 mod descriptors;
 mod forward;
 mod hooks;
@@ -26,6 +37,7 @@ pub mod native;
 mod order;
 mod python;
 mod state;
+mod sync;
 mod tls;
 mod track;
 mod writer;

@@ -90,7 +90,7 @@ extern "C" fn on_load() {
         forked_from: 0,
         start_unix_ns: unix_ns(),
         mode: cfg.mode_flags(),
-        stack_source: cfg.stack_source.clone(),
+        stack_source: cfg.stack_source.name().into(),
         python_version: python_version(),
         executable: std::fs::read_link("/proc/self/exe")
             .map(|p| p.display().to_string())
@@ -116,7 +116,7 @@ extern "C" fn on_load() {
         )
     };
     writer::start_writer_thread();
-    *writer::lock(&HEADER) = Some(header);
+    *crate::sync::lock(&HEADER) = Some(header);
     OWNER_PID.store(pid, Relaxed);
     state::set(State::Recording);
 }
@@ -145,7 +145,7 @@ pub fn before_exec() {
         return; // a vfork child: the parent's memory, not ours to finish
     }
     let _guard = tls::Guard::acquire();
-    let forked = writer::lock(&HEADER)
+    let forked = crate::sync::lock(&HEADER)
         .as_ref()
         .is_some_and(|h| h.forked_from != 0);
     let path = (forked && config::follow_exec())
@@ -175,7 +175,7 @@ extern "C" fn after_fork_in_child() {
     crate::inner_maps::after_fork();
     let parent = OWNER_PID.load(Relaxed);
     let pid = getpid();
-    let header = writer::lock(&HEADER).clone().map(|h| Header {
+    let header = crate::sync::lock(&HEADER).clone().map(|h| Header {
         pid: pid as u32,
         forked_from: parent as u32,
         start_unix_ns: unix_ns(),
@@ -193,9 +193,11 @@ extern "C" fn after_fork_in_child() {
     crate::native::after_fork_in_child();
     match header {
         Some(h) if state::recording() => {
-            writer::after_fork_in_child(current, &h);
+            // SAFETY: the buffer of this thread, alive while it is attached.
+            let live = current.map(|tb| unsafe { (*tb).live_chunk() });
+            writer::after_fork_in_child(live, &h);
             OWNER_PID.store(pid, Relaxed);
-            *writer::lock(&HEADER) = Some(h);
+            *crate::sync::lock(&HEADER) = Some(h);
         }
         _ => writer::after_fork_in_parent(),
     }

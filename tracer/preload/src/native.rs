@@ -18,14 +18,16 @@
 //! untraced. The hooks unwind only after the real allocator returned, so no malloc lock is held
 //! while the unwinder takes the loader's lock.
 
-use std::collections::HashMap;
 use std::ffi::CStr;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Acquire};
 use std::sync::atomic::{Ordering::Relaxed, Ordering::Release};
 
 use libc::{c_int, c_void};
+use rustc_hash::FxHashMap;
 use tracer_capture::record::ModuleSegment;
+
+use crate::counters;
+use crate::sync::SpinLock;
 
 /// Frames kept per stack (innermost first, from the tracer's hook outwards).
 pub const MAX_DEPTH: usize = 128;
@@ -52,12 +54,6 @@ static REAL_DLCLOSE: AtomicUsize = AtomicUsize::new(0);
 /// The next trie node id (0 is the root, the empty stack).
 static NEXT_NODE: AtomicU32 = AtomicU32::new(1);
 
-/// Counters for the end record.
-pub static UNWINDS: AtomicU64 = AtomicU64::new(0);
-pub static FRAMES: AtomicU64 = AtomicU64::new(0);
-pub static NODES: AtomicU64 = AtomicU64::new(0);
-pub static MODULE_SCANS: AtomicU64 = AtomicU64::new(0);
-
 type Backtrace = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
 
 /// Whether allocations carry native stacks (set once at load).
@@ -65,9 +61,6 @@ type Backtrace = unsafe extern "C" fn(*mut *mut c_void, c_int) -> c_int;
 pub fn enabled() -> bool {
     ENABLED.load(Relaxed)
 }
-
-/// Which unwinder runs (the `native_unwinder` counter): 0 none, 1 libunwind, 2 glibc's `backtrace`.
-pub static UNWINDER_KIND: AtomicU64 = AtomicU64::new(0);
 
 /// Sets native mode up (from the constructor, before recording starts): loads the unwinder, finds
 /// this library's range and reads the module map. Native mode stays off if no unwinder is found.
@@ -79,7 +72,7 @@ pub fn init() {
         None => (glibc_backtrace as Backtrace, 2),
     };
     UNWINDER.store(f as usize, Release);
-    UNWINDER_KIND.store(name, Relaxed);
+    counters::NATIVE_UNWINDER.store(name, Relaxed);
     find_self();
     let scan = scan_modules();
     merge_scan(&mut MODULES.lock(), scan);
@@ -191,33 +184,10 @@ pub fn program_frames(ips: &[usize]) -> &[usize] {
     &ips[start..end]
 }
 
-/// A multiply-rotate hash (the one rustc uses): the keys are small integers, SipHash is overkill.
-#[derive(Default)]
-pub struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    #[inline(always)]
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-    #[inline(always)]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// A thread's native stacks: the trie and the stack last interned.
 pub struct NativeThread {
     ips: [usize; BUFFER],
-    trie: HashMap<(u32, u64), u32, BuildHasherDefault<FxHasher>>,
+    trie: FxHashMap<(u32, u64), u32>,
     /// The last stack, outermost first, and its node ids.
     path: Vec<u64>,
     ids: Vec<u32>,
@@ -235,7 +205,7 @@ impl Default for NativeThread {
     fn default() -> Self {
         NativeThread {
             ips: [0; BUFFER],
-            trie: HashMap::default(),
+            trie: FxHashMap::default(),
             path: Vec::new(),
             ids: Vec::new(),
             new_nodes: Vec::new(),
@@ -307,69 +277,13 @@ struct Modules {
     subs: u64,
 }
 
-/// A lock that never sleeps in the kernel and that a fork child can reset (the holder may be a thread
-/// that does not exist there). Held only to read or update the module map, off the common path.
-struct SpinLock<T> {
-    locked: AtomicBool,
-    value: std::cell::UnsafeCell<T>,
-}
-
-// SAFETY: the value is only reached through `lock`, which gives one thread access at a time.
-unsafe impl<T: Send> Sync for SpinLock<T> {}
-
-struct SpinGuard<'a, T>(&'a SpinLock<T>);
-
-impl<T> SpinLock<T> {
-    fn lock(&self) -> SpinGuard<'_, T> {
-        let mut spins = 0u32;
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Acquire, Relaxed)
-            .is_err()
-        {
-            spins += 1;
-            if spins < 100 {
-                std::hint::spin_loop();
-            } else {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
-            }
-        }
-        SpinGuard(self)
-    }
-}
-
-impl<T> std::ops::Deref for SpinGuard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: the guard holds the lock.
-        unsafe { &*self.0.value.get() }
-    }
-}
-
-impl<T> std::ops::DerefMut for SpinGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard holds the lock.
-        unsafe { &mut *self.0.value.get() }
-    }
-}
-
-impl<T> Drop for SpinGuard<'_, T> {
-    fn drop(&mut self) {
-        self.0.locked.store(false, Release);
-    }
-}
-
-static MODULES: SpinLock<Modules> = SpinLock {
-    locked: AtomicBool::new(false),
-    value: std::cell::UnsafeCell::new(Modules {
-        all: Vec::new(),
-        written: 0,
-        loaded: Vec::new(),
-        adds: 0,
-        subs: 0,
-    }),
-};
+static MODULES: SpinLock<Modules> = SpinLock::new(Modules {
+    all: Vec::new(),
+    written: 0,
+    loaded: Vec::new(),
+    adds: 0,
+    subs: 0,
+});
 /// Some segments of `MODULES` are not in the capture yet (checked without the lock).
 static MODULES_PENDING: AtomicBool = AtomicBool::new(false);
 
@@ -469,7 +383,7 @@ fn scan_modules() -> Scan {
         }
         0
     }
-    MODULE_SCANS.fetch_add(1, Relaxed);
+    counters::NATIVE_MODULE_SCANS.fetch_add(1, Relaxed);
     let mut scan = Scan {
         found: Vec::new(),
         counts: (0, 0),
@@ -584,10 +498,7 @@ pub fn after_dlclose() {
 
 /// Addresses inside the Python evaluation loop's code (see [`set_eval_loop`]), and whether the
 /// capture still lacks their record.
-static EVAL_LOOP: SpinLock<Vec<u64>> = SpinLock {
-    locked: AtomicBool::new(false),
-    value: std::cell::UnsafeCell::new(Vec::new()),
-};
+static EVAL_LOOP: SpinLock<Vec<u64>> = SpinLock::new(Vec::new());
 static EVAL_LOOP_PENDING: AtomicBool = AtomicBool::new(false);
 
 /// Remembers addresses inside the evaluation loop, for the next native event to write (the reader
@@ -650,11 +561,13 @@ pub fn frames_with_cfa(max: usize) -> Vec<(usize, usize)> {
 /// In a fork child: the new capture has none of the module map yet, and the lock may have been held
 /// by a thread that is not in the child.
 pub fn after_fork_in_child() {
-    EVAL_LOOP.locked.store(false, Release);
+    // SAFETY: a fork child, before any other thread runs; no guard is alive here.
+    unsafe { EVAL_LOOP.reset_in_fork_child() };
     if !EVAL_LOOP.lock().is_empty() {
         EVAL_LOOP_PENDING.store(true, Release);
     }
-    MODULES.locked.store(false, Release);
+    // SAFETY: as above.
+    unsafe { MODULES.reset_in_fork_child() };
     let mut m = MODULES.lock();
     m.written = 0;
     if !m.all.is_empty() {

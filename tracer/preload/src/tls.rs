@@ -1,11 +1,9 @@
 //! Provides the per-thread state (declared in `tls.c` with the initial-exec TLS model) and the
 //! re-entry guard that keeps the tracer from recording its own work or recursing.
 
-use crate::buffer::ThreadBuffer;
-
 /// No buffer yet: the thread has not recorded anything.
 pub const STATUS_NEW: u32 = 0;
-/// `buffer` points to the thread's [`ThreadBuffer`].
+/// `buffer` points to the thread's buffer (a `buffer::ThreadBuffer`, see `track`).
 pub const STATUS_ATTACHED: u32 = 1;
 /// The thread ran its exit destructor: its buffer is gone, late events take the slow path.
 pub const STATUS_EXITED: u32 = 2;
@@ -24,7 +22,8 @@ pub const GUARD_RESOLVING: u32 = 3;
 pub struct ThreadState {
     pub guard: u32,
     pub status: u32,
-    pub buffer: *mut ThreadBuffer,
+    /// The thread's `buffer::ThreadBuffer` (opaque here: only `track` makes and reads it).
+    pub buffer: *mut std::ffi::c_void,
     /// The tracer's number for this thread, kept after the buffer is gone (for late events).
     pub thread: u32,
 }

@@ -26,7 +26,7 @@ pub fn with_buffer(f: impl FnOnce(&mut ThreadBuffer)) {
     // SAFETY: `ts` is this thread's state; while ATTACHED its buffer belongs to this thread alone.
     unsafe {
         if (*ts).status == STATUS_ATTACHED {
-            f(&mut *(*ts).buffer);
+            f(&mut *(*ts).buffer.cast::<ThreadBuffer>());
         } else {
             slow_path(ts, f);
         }
@@ -40,19 +40,19 @@ unsafe fn slow_path(ts: *mut tls::ThreadState, f: impl FnOnce(&mut ThreadBuffer)
         STATUS_NEW => {
             let thread = NEXT_THREAD.fetch_add(1, Relaxed);
             let tb = Box::into_raw(ThreadBuffer::new(thread, gettid()));
-            writer::register(tb);
+            writer::register((*tb).live_chunk());
             if let Some(key) = EXIT_KEY.get() {
                 libc::pthread_setspecific(*key, tb.cast());
             }
             (*ts).thread = thread;
-            (*ts).buffer = tb;
+            (*ts).buffer = tb.cast();
             (*ts).status = STATUS_ATTACHED;
             f(&mut *tb);
         }
         STATUS_EXITED => {
             // The thread is past its buffer's destructor (glibc frees its last blocks after TLS
             // destructors): record into a one-off chunk.
-            writer::LATE_EVENTS.fetch_add(1, Relaxed);
+            crate::counters::LATE_EVENTS.fetch_add(1, Relaxed);
             let mut tb = ThreadBuffer::new((*ts).thread, gettid());
             f(&mut tb);
             tb.close();
@@ -78,12 +78,12 @@ pub fn init_thread_exit_key() {
 unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     let ts = tls::state();
     let tb = value as *mut ThreadBuffer;
-    if (*ts).status != STATUS_ATTACHED || (*ts).buffer != tb {
+    if (*ts).status != STATUS_ATTACHED || (*ts).buffer != tb.cast() {
         return;
     }
     let previous = (*ts).guard;
     (*ts).guard = tls::GUARD_TRACER;
-    writer::unregister(tb);
+    writer::unregister((*tb).live_chunk());
     (*ts).status = STATUS_EXITED;
     (*ts).buffer = std::ptr::null_mut();
     Box::from_raw(tb).close();
@@ -94,5 +94,5 @@ unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
 pub fn current_buffer() -> Option<*mut ThreadBuffer> {
     let ts = tls::state();
     // SAFETY: this thread's own state.
-    unsafe { ((*ts).status == STATUS_ATTACHED).then(|| (*ts).buffer) }
+    unsafe { ((*ts).status == STATUS_ATTACHED).then(|| (*ts).buffer.cast()) }
 }

@@ -10,16 +10,17 @@ use std::collections::VecDeque;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use tracer_capture::compress::compress_frame;
 use tracer_capture::header::{encode_end, Header};
 use tracer_capture::record::{self, FRAME_PREFIX_LEN, FRAME_THREAD_CHUNK};
 
-use crate::buffer::{ThreadBuffer, CHUNK_CAPACITY};
-use crate::descriptors;
+use crate::capture_fd;
+use crate::counters;
 use crate::state::{self, State};
+use crate::sync::lock;
 use crate::tls;
 
 /// Chunks allowed to wait for the writer thread (4 MiB).
@@ -38,10 +39,25 @@ struct Pending {
     len: usize,
 }
 
-/// A registered thread buffer (only dereferenced under the `QUEUE` lock, see `finish`).
+/// Bytes per chunk: large enough that handing chunks over costs nothing per event, small enough that
+/// a process with many threads keeps little memory.
+pub const CHUNK_CAPACITY: usize = 64 << 10;
+
+/// The part of a thread's chunk under construction that the exit flush reads (atomics only): the
+/// owner writes only at or past `committed` and into the frame prefix, which the flush never reads.
+pub struct LiveChunk {
+    pub data: AtomicPtr<u8>,
+    /// End of the last complete record.
+    pub committed: AtomicUsize,
+    /// End of the chunk header (records start here).
+    pub records_start: AtomicUsize,
+    pub thread: u32,
+}
+
+/// A registered thread's live chunk (only dereferenced under the `QUEUE` lock, see `finish`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct BufferPtr(*mut ThreadBuffer);
-// SAFETY: the pointer is only used under the QUEUE lock, and only to read the buffer's `Shared` atomics.
+struct BufferPtr(*const LiveChunk);
+// SAFETY: the pointer is only used under the QUEUE lock, and only to read the chunk's atomics.
 unsafe impl Send for BufferPtr {}
 
 struct Queue {
@@ -93,45 +109,13 @@ fn wait_for_work(seen: u32) {
     };
 }
 
-/// The tracer's own counters, written in the end-of-capture record.
-pub static CHUNKS_WRITTEN: AtomicU64 = AtomicU64::new(0);
-pub static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
-pub static DIRECT_DRAINS: AtomicU64 = AtomicU64::new(0);
-pub static THREADS: AtomicU64 = AtomicU64::new(0);
-pub static LATE_EVENTS: AtomicU64 = AtomicU64::new(0);
-pub static UNCOMPRESSED_BYTES: AtomicU64 = AtomicU64::new(0);
-pub static FRAMES_WALKED: AtomicU64 = AtomicU64::new(0);
-pub static FRAMES_PUSHED: AtomicU64 = AtomicU64::new(0);
-pub static FRAMES_POPPED: AtomicU64 = AtomicU64::new(0);
-
-/// Takes `m` without ever parking the calling thread (spinning, then yielding). A thread that parks on
-/// a parking_lot lock gets a thread-local with a destructor: glibc allocates its `__cxa_thread_atexit`
-/// entry while the tracer's guard is held (not recorded) and frees it when the thread exits (recorded),
-/// so every program thread that once waited on a tracer lock left an unmatched free in the capture.
-/// A parked thread would also leave parking_lot state that a fork child inherits.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    let mut spins = 0u32;
-    loop {
-        if let Some(g) = m.try_lock() {
-            return g;
-        }
-        if spins < 64 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            // SAFETY: sched_yield has no preconditions.
-            unsafe { libc::sched_yield() };
-        }
-    }
-}
-
 /// Creates the capture exclusively (never through a symlink, never over an existing file, mode 0600)
 /// and writes its header.
 pub fn open(path: &Path, header: &Header) -> Result<(), String> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| "path contains a NUL byte".to_string())?;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let fd = descriptors::open_high(c_path.as_ptr(), flags);
+    let fd = capture_fd::open_high(c_path.as_ptr(), flags);
     if fd < 0 {
         return Err(std::io::Error::last_os_error().to_string());
     }
@@ -141,10 +125,10 @@ pub fn open(path: &Path, header: &Header) -> Result<(), String> {
         compressed: Vec::new(),
     };
     if let Err(err) = write_all(&sink, &header.encode()) {
-        descriptors::close_own(fd);
+        capture_fd::close_own(fd);
         return Err(err.to_string());
     }
-    descriptors::set_capture_fd(fd);
+    capture_fd::set_capture_fd(fd);
     *lock(&SINK) = Some(sink);
     lock(&QUEUE).closed = false;
     Ok(())
@@ -171,7 +155,7 @@ fn write_all(sink: &Sink, mut bytes: &[u8]) -> std::io::Result<()> {
                 "write returned 0",
             ));
         }
-        BYTES_WRITTEN.fetch_add(n as u64, Relaxed);
+        counters::BYTES_WRITTEN.fetch_add(n as u64, Relaxed);
         bytes = &bytes[n as usize..];
     }
     Ok(())
@@ -198,8 +182,8 @@ fn write_chunk(sink: &mut Option<Sink>, frame: &[u8]) {
     let mut out = std::mem::take(&mut s.compressed);
     compress_frame(frame, &mut out);
     write_or_stop(sink, &out);
-    CHUNKS_WRITTEN.fetch_add(1, Relaxed);
-    UNCOMPRESSED_BYTES.fetch_add(frame.len() as u64, Relaxed);
+    counters::CHUNKS_WRITTEN.fetch_add(1, Relaxed);
+    counters::UNCOMPRESSED_BYTES.fetch_add(frame.len() as u64, Relaxed);
     if let Some(s) = sink.as_mut() {
         s.compressed = out;
     }
@@ -230,7 +214,7 @@ pub fn submit(mut data: Vec<u8>, len: usize, has_records: bool) -> Vec<u8> {
     let empty = q.pool.pop();
     drop(q);
     if direct {
-        DIRECT_DRAINS.fetch_add(1, Relaxed);
+        counters::DIRECT_DRAINS.fetch_add(1, Relaxed);
         drain();
     } else {
         wake_writer();
@@ -290,13 +274,15 @@ extern "C" fn writer_main(_: *mut libc::c_void) -> *mut libc::c_void {
     }
 }
 
-pub fn register(tb: *mut ThreadBuffer) {
-    lock(&QUEUE).registry.push(BufferPtr(tb));
-    THREADS.fetch_add(1, Relaxed);
+/// Makes a thread's live chunk visible to the exit flush, until [`unregister`]. The chunk must stay
+/// where it is until then.
+pub fn register(chunk: *const LiveChunk) {
+    lock(&QUEUE).registry.push(BufferPtr(chunk));
+    counters::THREADS.fetch_add(1, Relaxed);
 }
 
-pub fn unregister(tb: *mut ThreadBuffer) {
-    lock(&QUEUE).registry.retain(|b| b.0 != tb);
+pub fn unregister(chunk: *const LiveChunk) {
+    lock(&QUEUE).registry.retain(|b| b.0 != chunk);
 }
 
 /// Ends the capture: writes every queued chunk, what every live thread buffer holds, and the end
@@ -315,46 +301,12 @@ pub fn finish() {
         // SAFETY: registered buffers stay alive until they unregister, which needs the QUEUE lock we
         // hold; their owners only write at or past `committed` and into the frame prefix, which are not
         // read here, and cannot start a new chunk (that needs the QUEUE lock too).
-        let frame = unsafe { live_chunk(&(*b.0).shared) };
+        let frame = unsafe { live_chunk(&*b.0) };
         if let Some(frame) = frame {
             write_chunk(&mut sink, &frame);
         }
     }
-    let counters = [
-        ("chunks_written", CHUNKS_WRITTEN.load(Relaxed)),
-        ("bytes_written", BYTES_WRITTEN.load(Relaxed)),
-        (
-            "chunk_bytes_before_compression",
-            UNCOMPRESSED_BYTES.load(Relaxed),
-        ),
-        ("direct_drains", DIRECT_DRAINS.load(Relaxed)),
-        ("threads", THREADS.load(Relaxed)),
-        ("late_events", LATE_EVENTS.load(Relaxed)),
-        ("frames_walked", FRAMES_WALKED.load(Relaxed)),
-        ("frames_pushed", FRAMES_PUSHED.load(Relaxed)),
-        ("frames_popped", FRAMES_POPPED.load(Relaxed)),
-        (
-            "code_objects_interned",
-            crate::python::codes::INTERNED.load(Relaxed),
-        ),
-        ("stack_checks", crate::python::CHECKED.load(Relaxed)),
-        (
-            "stack_checks_skipped",
-            crate::python::CHECK_SKIPPED.load(Relaxed),
-        ),
-        ("stack_mismatches", crate::python::MISMATCHES.load(Relaxed)),
-        (
-            "native_unwinder",
-            crate::native::UNWINDER_KIND.load(Relaxed),
-        ),
-        ("native_unwinds", crate::native::UNWINDS.load(Relaxed)),
-        ("native_frames", crate::native::FRAMES.load(Relaxed)),
-        ("native_nodes", crate::native::NODES.load(Relaxed)),
-        (
-            "native_module_scans",
-            crate::native::MODULE_SCANS.load(Relaxed),
-        ),
-    ];
+    let counters = counters::snapshot();
     write_or_stop(&mut sink, &encode_end(&counters));
     q.closed = true;
     wake_writer();
@@ -365,8 +317,8 @@ pub fn finish() {
 
 /// Closes the capture's descriptor (once: the sink is dropped right after).
 fn close_sink(sink: &Sink) {
-    descriptors::set_capture_fd(-1);
-    descriptors::close_own(sink.fd);
+    capture_fd::set_capture_fd(-1);
+    capture_fd::close_own(sink.fd);
 }
 
 /// The program is about to `dup2` onto the capture's descriptor number: move the capture to another
@@ -388,10 +340,10 @@ pub fn move_capture_fd() {
         *sink = None;
         return;
     }
-    let moved = descriptors::place_high(moved);
-    descriptors::close_own(s.fd);
+    let moved = capture_fd::place_high(moved);
+    capture_fd::close_own(s.fd);
     s.fd = moved;
-    descriptors::set_capture_fd(moved);
+    capture_fd::set_capture_fd(moved);
 }
 
 /// The path of the open capture, if any.
@@ -433,7 +385,7 @@ pub fn move_aside(path: &Path, suffix: &str) {
 ///
 /// # Safety
 /// `shared` must belong to a registered buffer and the caller must hold the QUEUE lock.
-unsafe fn live_chunk(shared: &crate::buffer::Shared) -> Option<Vec<u8>> {
+unsafe fn live_chunk(shared: &LiveChunk) -> Option<Vec<u8>> {
     let data = shared.data.load(std::sync::atomic::Ordering::Acquire);
     let start = shared
         .records_start
@@ -468,7 +420,7 @@ pub fn after_fork_in_parent() {
 /// `pthread_atfork` child: forget the parent's queue and other threads (the parent writes them), and
 /// open the child's own capture, `<name>.<pid>`. The writer thread did not survive the fork, so the
 /// child writes its chunks itself.
-pub fn after_fork_in_child(current: Option<*mut ThreadBuffer>, header: &Header) {
+pub fn after_fork_in_child(current: Option<*const LiveChunk>, header: &Header) {
     // SAFETY: as in `after_fork_in_parent`: the forking thread is the only one in the child.
     unsafe {
         QUEUE.force_unlock();

@@ -5,7 +5,7 @@
 //! name, file and line table objects and its first line: a different code object at a reused address
 //! fails that check and gets a new id.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
@@ -37,7 +37,6 @@ pub struct Interned {
 }
 
 static CODES: Mutex<Option<FxHashMap<usize, (Interned, Fingerprint)>>> = Mutex::new(None);
-pub static INTERNED: AtomicU64 = AtomicU64::new(0);
 
 pub fn fingerprint(l: &Layout, code: usize) -> Fingerprint {
     // SAFETY: `code` is a live code object found in a running frame; these are pointer and int fields.
@@ -54,7 +53,7 @@ pub fn fingerprint(l: &Layout, code: usize) -> Fingerprint {
 /// The id of `code`, whether it is new, and how its lines are sent.
 pub fn intern(l: &Layout, code: usize) -> Interned {
     let fp = fingerprint(l, code);
-    let mut guard = crate::writer::lock(&CODES);
+    let mut guard = crate::sync::lock(&CODES);
     let table = guard.get_or_insert_with(FxHashMap::default);
     if let Some((known, known_fp)) = table.get(&code) {
         if *known_fp == fp {
@@ -64,7 +63,7 @@ pub fn intern(l: &Layout, code: usize) -> Interned {
             };
         }
     }
-    let id = INTERNED.fetch_add(1, Relaxed) as u32;
+    let id = crate::counters::CODES_INTERNED.fetch_add(1, Relaxed) as u32;
     // SAFETY: as in `fingerprint`; the line table is a bytes object.
     let table_len = if fp.linetable == 0 {
         0
@@ -82,7 +81,7 @@ pub fn intern(l: &Layout, code: usize) -> Interned {
 
 /// Forgets every id (a fork child starts a new capture, which must define its codes again).
 pub fn reset() {
-    if let Some(t) = crate::writer::lock(&CODES).as_mut() {
+    if let Some(t) = crate::sync::lock(&CODES).as_mut() {
         t.clear();
     }
 }

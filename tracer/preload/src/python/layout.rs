@@ -14,7 +14,7 @@
 //! `self_check` in `mod.rs`). Every offset is in bytes, on x86_64, for default (not free-threaded)
 //! builds.
 
-use super::walk::Memory;
+use super::memory::Memory;
 
 /// How to find a thread's innermost interpreter frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,11 @@
 pub mod capi;
 pub mod codes;
 pub mod layout;
+pub mod memory;
 pub mod module;
 pub mod profile;
 pub mod pymem;
+pub mod records;
 pub mod walk;
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -18,6 +20,7 @@ use capi::PyObject;
 use layout::Layout;
 use walk::{Memory, RawFrame};
 
+use crate::config::StackSource;
 use crate::state;
 
 /// Where allocation records get their Python stack.
@@ -37,11 +40,6 @@ pub enum Source {
 static SOURCE: AtomicU8 = AtomicU8::new(Source::Off as u8);
 static LAYOUT: OnceLock<Layout> = OnceLock::new();
 static CODE_TYPE: AtomicU64 = AtomicU64::new(0);
-
-/// Check mode's results, written in the end record.
-pub static CHECKED: AtomicU64 = AtomicU64::new(0);
-pub static CHECK_SKIPPED: AtomicU64 = AtomicU64::new(0);
-pub static MISMATCHES: AtomicU64 = AtomicU64::new(0);
 
 #[inline(always)]
 pub fn source() -> Source {
@@ -85,8 +83,9 @@ pub struct PyThread {
     /// The next event is the `c_return` of the `sys.setprofile` call that installed the program's
     /// first function, which it would not see untraced.
     pub skip_c_return: bool,
-    /// The stack the capture last recorded for this thread (since the chunk began).
+    /// The stack the capture last recorded for this thread, in chunk `emitted_chunk`.
     pub emitted: Vec<Emitted>,
+    pub emitted_chunk: u64,
     pub scratch: Vec<RawFrame>,
     pub other: Vec<RawFrame>,
     pub ids: Vec<(u32, bool)>,
@@ -303,12 +302,13 @@ fn find_layout(api: &capi::Api) -> Result<Layout, String> {
     })
 }
 
-fn stack_source_from_env() -> Source {
-    match std::env::var("TRACER_STACK_SOURCE").as_deref() {
-        Ok("profile") => Source::Profile,
-        Ok("noop") => Source::Noop,
-        Ok("check") => Source::Check,
-        _ => Source::Walk,
+/// The configured stack source, as the Python side names it.
+fn configured_source() -> Source {
+    match crate::config::stack_source() {
+        StackSource::Walk => Source::Walk,
+        StackSource::Profile => Source::Profile,
+        StackSource::Noop => Source::Noop,
+        StackSource::Check => Source::Check,
     }
 }
 
@@ -324,7 +324,7 @@ pub unsafe fn start(api: &capi::Api, frame: *mut PyObject) -> bool {
     if !state::recording() || source() != Source::Off {
         return false;
     }
-    let mut source = stack_source_from_env();
+    let mut source = configured_source();
     CODE_TYPE.store(api.code_type as u64, Relaxed);
     let frames = reported_frames(api, frame);
     let layout = find_layout(api).and_then(|l| {

@@ -4,11 +4,12 @@
 //! line table for its definition record.
 //!
 //! Only the calling thread's own frames are read: no other thread changes them while it runs here,
-//! so no lock is needed. Reads go through [`Memory`]: plain loads on the hot path, and checked loads
+//! so no lock is needed. Reads go through `memory::Memory`: plain loads on the hot path, and checked loads
 //! (`process_vm_readv`, which fails instead of faulting) for the start-up self-check, so a wrong layout
 //! is detected without crashing the program.
 
 use super::layout::{CurrentFrame, Layout};
+pub use super::memory::{Checked, Direct, Memory};
 
 /// The deepest stack recorded; deeper frames (the outermost ones) are left out.
 pub const MAX_DEPTH: usize = 1024;
@@ -18,86 +19,6 @@ pub const MAX_DEPTH: usize = 1024;
 pub struct RawFrame {
     pub code: usize,
     pub offset: u32,
-}
-
-pub trait Memory {
-    fn word(&self, addr: usize) -> Option<usize>;
-    fn byte(&self, addr: usize) -> Option<u8>;
-    fn int(&self, addr: usize) -> Option<i32>;
-    /// `len` bytes from `addr`.
-    fn bytes(&self, addr: usize, len: usize) -> Option<Vec<u8>> {
-        (addr..addr + len).map(|a| self.byte(a)).collect()
-    }
-}
-
-/// Plain loads, for addresses the layout guarantees.
-pub struct Direct;
-
-impl Memory for Direct {
-    #[inline(always)]
-    fn word(&self, addr: usize) -> Option<usize> {
-        // SAFETY: callers pass addresses of fields of live CPython objects of this thread (the
-        // layout was verified at start-up by `Checked`).
-        Some(unsafe { (addr as *const usize).read() })
-    }
-    #[inline(always)]
-    fn byte(&self, addr: usize) -> Option<u8> {
-        // SAFETY: as in `word`.
-        Some(unsafe { (addr as *const u8).read() })
-    }
-    #[inline(always)]
-    fn int(&self, addr: usize) -> Option<i32> {
-        // SAFETY: as in `word`.
-        Some(unsafe { (addr as *const i32).read() })
-    }
-    fn bytes(&self, addr: usize, len: usize) -> Option<Vec<u8>> {
-        // SAFETY: as in `word`: the inline data of a live str or bytes object, `len` within its size.
-        Some(unsafe { std::slice::from_raw_parts(addr as *const u8, len) }.to_vec())
-    }
-}
-
-/// Loads through `process_vm_readv` on our own process: an unmapped address is an error, not a crash.
-pub struct Checked;
-
-impl Checked {
-    fn read_into(&self, addr: usize, buf: &mut [u8]) -> Option<()> {
-        let local = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let remote = libc::iovec {
-            iov_base: addr as *mut libc::c_void,
-            iov_len: buf.len(),
-        };
-        // SAFETY: `local` describes `buf`; the kernel checks `remote` and fails on a bad address.
-        let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
-        (n == buf.len() as isize).then_some(())
-    }
-
-    fn read<const N: usize>(&self, addr: usize) -> Option<[u8; N]> {
-        let mut buf = [0u8; N];
-        self.read_into(addr, &mut buf)?;
-        Some(buf)
-    }
-}
-
-impl Memory for Checked {
-    fn word(&self, addr: usize) -> Option<usize> {
-        self.read::<8>(addr).map(usize::from_ne_bytes)
-    }
-    fn byte(&self, addr: usize) -> Option<u8> {
-        self.read::<1>(addr).map(|b| b[0])
-    }
-    fn int(&self, addr: usize) -> Option<i32> {
-        self.read::<4>(addr).map(i32::from_ne_bytes)
-    }
-    fn bytes(&self, addr: usize, len: usize) -> Option<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        if len > 0 {
-            self.read_into(addr, &mut buf)?;
-        }
-        Some(buf)
-    }
 }
 
 /// The innermost interpreter frame of a thread state.
@@ -251,6 +172,15 @@ pub unsafe fn linetable<'a>(l: &Layout, code: usize) -> &'a [u8] {
     }
     let len = ((obj + l.bytes_size) as *const isize).read().max(0) as usize;
     std::slice::from_raw_parts((obj + l.bytes_data) as *const u8, len)
+}
+
+/// A code object's first line.
+///
+/// # Safety
+/// `code` must be a live code object.
+pub unsafe fn first_line(l: &Layout, code: usize) -> u32 {
+    // SAFETY: the caller guarantees `code` is alive; the field is an int.
+    unsafe { ((code + l.code_first_line) as *const i32).read() }.max(0) as u32
 }
 
 /// Reads what a code object's definition needs (name, file, first line, line table).

@@ -1,0 +1,204 @@
+//! Provides the Python stack records: code interning (a code's definition the first time the capture
+//! meets it), line records (for codes whose lines go one by one), stack deltas (pops and pushes from
+//! the stack last recorded) and check mode's comparison. They are written through a [`Sink`], which
+//! the thread's buffer provides; nothing here knows chunks.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use tracer_capture::record::{self, MAX_EVENT_RECORD_LEN, MAX_NATIVE_STACK_LEN, MAX_PUSH_LEN};
+use tracer_capture::varint::MAX_VARINT_LEN;
+
+use super::layout::Layout;
+use super::walk::RawFrame;
+use super::{codes, profile, walk, PyThread, Source};
+use crate::counters;
+
+/// Where the records go: a thread's chunk under construction.
+pub trait Sink {
+    /// Makes room for `n` more bytes. True when that started a new chunk.
+    fn reserve(&mut self, n: usize) -> bool;
+    /// Writes one record of at most `max` bytes (after [`reserve`](Self::reserve)): `put` fills the
+    /// window it is given and returns the bytes written.
+    fn put(&mut self, max: usize, put: impl FnOnce(&mut [u8]) -> usize);
+    /// The current chunk's serial number: a new chunk has none of the stack last recorded.
+    fn chunk(&self) -> u64;
+    /// Adds to the thread's frame counters (walked, pushed, popped).
+    fn count_frames(&mut self, walked: u64, pushed: u64, popped: u64);
+}
+
+/// Records the calling thread's Python stack, as the difference from the one last recorded. The
+/// caller's event record (and a native stack id) fits in the room reserved with it.
+#[inline(always)]
+pub fn python_stack(sink: &mut impl Sink, py: &mut PyThread) {
+    let source = super::source();
+    if !matches!(source, Source::Off | Source::Noop) {
+        emit_python_stack(sink, py, source);
+    }
+}
+
+fn emit_python_stack(sink: &mut impl Sink, py: &mut PyThread, source: Source) {
+    let Some(layout) = super::layout() else {
+        return;
+    };
+    if py.emitted_chunk != sink.chunk() {
+        py.emitted.clear();
+    }
+    super::current_stack(source, py);
+    let walked = py.scratch.len() as u64;
+    if source == Source::Check {
+        check_stack(sink, py, layout);
+    }
+    let frames = std::mem::take(&mut py.scratch);
+    let mut ids = std::mem::take(&mut py.ids);
+    ids.clear();
+    let mut common = py
+        .emitted
+        .iter()
+        .zip(&frames)
+        .take_while(|(e, f)| e.code == f.code && e.offset == f.offset)
+        .count();
+    // Ids below `common` come from what was recorded; looking up the others may write code
+    // definitions, which may start a new chunk (so `common` is reset after).
+    for (i, f) in frames.iter().enumerate() {
+        let id = match py.emitted.get(i) {
+            Some(e) if i < common => (e.id, e.one_by_one),
+            // The same code object as last sent at this depth (usually the innermost frame, moved
+            // on): its id is known, no lookup in the shared table.
+            Some(e) if e.code == f.code && e.fingerprint == codes::fingerprint(layout, f.code) => {
+                frame_code_id(sink, py, layout, *f, Some((e.id, e.one_by_one)))
+            }
+            _ => frame_code_id(sink, py, layout, *f, None),
+        };
+        ids.push(id);
+    }
+    if py.emitted_chunk != sink.chunk() {
+        py.emitted.clear();
+        common = 0;
+    }
+    // Room for the whole stack: a new chunk re-sends all of it.
+    let need = 1
+        + MAX_VARINT_LEN
+        + frames.len() * MAX_PUSH_LEN
+        + MAX_NATIVE_STACK_LEN
+        + MAX_EVENT_RECORD_LEN;
+    if sink.reserve(need) {
+        py.emitted.clear();
+        common = 0;
+    }
+    let pops = py.emitted.len() - common;
+    sink.put(need, |w| {
+        let mut n = 0;
+        if pops > 0 {
+            n = record::put_pop(w, n, pops as u32);
+        }
+        for (f, (id, _)) in frames[common..].iter().zip(&ids[common..]) {
+            n = record::put_push(w, n, *id, f.offset);
+        }
+        n
+    });
+    sink.count_frames(walked, (frames.len() - common) as u64, pops as u64);
+    py.emitted_chunk = sink.chunk();
+    py.emitted.truncate(common);
+    py.emitted.extend(
+        frames[common..]
+            .iter()
+            .zip(&ids[common..])
+            .map(|(f, (id, one_by_one))| super::Emitted {
+                code: f.code,
+                id: *id,
+                offset: f.offset,
+                one_by_one: *one_by_one,
+                fingerprint: codes::fingerprint(layout, f.code),
+            }),
+    );
+    py.scratch = frames;
+    py.ids = ids;
+}
+
+/// Interns a code object, writing its definition the first time the capture meets it (without the
+/// line table when that is sent line by line, see `codes::INLINE_TABLE_MAX`).
+fn intern_code(sink: &mut impl Sink, layout: &Layout, code: usize) -> codes::Interned {
+    let interned = codes::intern(layout, code);
+    if interned.new {
+        // SAFETY: `code` belongs to a frame running on this thread, so it is alive.
+        let info = unsafe { walk::code_info(layout, code) };
+        let table = if interned.lines_one_by_one {
+            &[][..]
+        } else {
+            &info.linetable[..]
+        };
+        let (name, file) = (info.name.as_bytes(), info.filename.as_bytes());
+        let len = record::code_len(name, file, table);
+        sink.reserve(len);
+        sink.put(len, |w| {
+            record::put_code(w, 0, interned.id, info.first_line, name, file, table)
+        });
+    }
+    interned
+}
+
+/// The id of a frame's code, sending the line of its instruction first if the code's lines go
+/// one by one and this thread has not sent that one yet.
+fn frame_code_id(
+    sink: &mut impl Sink,
+    py: &mut PyThread,
+    layout: &Layout,
+    frame: RawFrame,
+    known: Option<(u32, bool)>,
+) -> (u32, bool) {
+    let (id, one_by_one) = known.unwrap_or_else(|| {
+        let interned = intern_code(sink, layout, frame.code);
+        (interned.id, interned.lines_one_by_one)
+    });
+    if one_by_one && py.lines_sent.insert((id, frame.offset)) {
+        // SAFETY: the frame is running on this thread, so its code object is alive.
+        let (table, first_line) = unsafe {
+            (
+                walk::linetable(layout, frame.code),
+                walk::first_line(layout, frame.code),
+            )
+        };
+        let line = tracer_capture::linetable::line_for_offset(table, first_line, frame.offset);
+        sink.reserve(record::MAX_LINE_LEN);
+        sink.put(record::MAX_LINE_LEN, |w| {
+            record::put_line(w, 0, id, frame.offset, line)
+        });
+    }
+    (id, one_by_one)
+}
+
+/// Check mode: compares the walked stack (in `scratch`) with the profile source's. Not compared:
+/// a walked stack with one more frame on top (a call or return the profile function has not been
+/// told of yet), threads where the profile function is not installed yet, a shadow stack waiting
+/// to be rebuilt, and allocations made by the program's own profile or trace function (CPython
+/// sends no profile events while one runs).
+fn check_stack(sink: &mut impl Sink, py: &mut PyThread, layout: &Layout) {
+    if !py.profiling
+        || !profile::shadow_is_current(py)
+        || py.in_chained
+        || profile::inside_a_trace_function()
+    {
+        counters::STACK_CHECKS_SKIPPED.fetch_add(1, Relaxed);
+        return;
+    }
+    let mut profiled = std::mem::take(&mut py.other);
+    profile::stack(&py.shadow, &mut profiled);
+    let walked = &py.scratch;
+    if *walked == profiled {
+        counters::STACK_CHECKS.fetch_add(1, Relaxed);
+    } else if walked.len() == profiled.len() + 1 && walked[..profiled.len()] == profiled[..] {
+        counters::STACK_CHECKS_SKIPPED.fetch_add(1, Relaxed);
+    } else {
+        counters::STACK_MISMATCHES.fetch_add(1, Relaxed);
+        let mut ids = |s: &[RawFrame]| -> Vec<(u32, u32)> {
+            s.iter()
+                .map(|f| (intern_code(sink, layout, f.code).id, f.offset))
+                .collect()
+        };
+        let (w_ids, p_ids) = (ids(walked), ids(&profiled));
+        let len = record::mismatch_len(w_ids.len(), p_ids.len());
+        sink.reserve(len);
+        sink.put(len, |w| record::put_mismatch(w, 0, &w_ids, &p_ids));
+    }
+    py.other = profiled;
+}
