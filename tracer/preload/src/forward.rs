@@ -500,6 +500,22 @@ unsafe extern "C" fn syscall_mremap(
     libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void
 }
 
+/// Whether `f` is a non-PIE program's PLT entry for a function it only calls (its symbol is
+/// undefined there; the program's calls jump on to the first definition, the tracer's hook): the
+/// lookup returns that entry as the function's canonical address (Debian's static-libpython
+/// `python3.11`, say), which is no definition of the program's own.
+fn is_plt_stub(f: *mut c_void) -> bool {
+    const RTLD_DL_SYMENT: c_int = 1;
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
+    let mut sym: *const libc::Elf64_Sym = std::ptr::null();
+    // SAFETY: valid out-pointers; on success `sym` points into the object's dynamic symbol table.
+    unsafe {
+        libc::dladdr1(f, info.as_mut_ptr(), (&raw mut sym).cast(), RTLD_DL_SYMENT) != 0
+            && !sym.is_null()
+            && (*sym).st_shndx == 0 // SHN_UNDEF
+    }
+}
+
 /// The object that defines the function at `f`: a path, or `None` for the program itself.
 fn owner(f: *mut c_void) -> Option<String> {
     const RTLD_DL_LINKMAP: c_int = 2;
@@ -560,7 +576,7 @@ pub fn bypass() -> Option<String> {
     for name in HOOKED {
         // SAFETY: a NUL-terminated name.
         let active = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-        if active.is_null() || object_base(active) == ours {
+        if active.is_null() || object_base(active) == ours || is_plt_stub(active) {
             continue;
         }
         let who = owner(active);
