@@ -27,7 +27,9 @@ mounted() { mountpoint -q "$1" 2>/dev/null; }
 
 if [ "${1:-}" = --unmount ]; then
     for m in "$root$repo" "$root/proc"; do
-        if mounted "$m"; then umount "$m"; fi
+        # A mount still in use (another process inside the root) is detached lazily; failing to
+        # unmount never fails the caller.
+        if mounted "$m"; then umount "$m" 2>/dev/null || umount -l "$m" || true; fi
     done
     exit 0
 fi
