@@ -65,6 +65,16 @@ if ! have_all; then
 fi
 
 mounted "$root/proc" || mount -t proc proc "$root/proc"
+# The host's own certificate authorities (this machine reaches PyPI through a proxy whose CA only the
+# host trusts), so that pip inside the root (harness run --root) can install packages.
+for crt in /usr/local/share/ca-certificates/*.crt; do
+    [ -e "$crt" ] || continue
+    dest="$root/usr/local/share/ca-certificates/$(basename "$crt")"
+    if ! cmp -s "$crt" "$dest"; then
+        mkdir -p "$(dirname "$dest")" && cp "$crt" "$dest" && new_ca=1
+    fi
+done
+if [ -n "${new_ca:-}" ]; then chroot "$root" update-ca-certificates >/dev/null 2>&1 || true; fi
 # The repository at the same path inside, so the build, the test scripts and the captures are where
 # the tests expect them on both sides.
 if ! mounted "$root$repo"; then

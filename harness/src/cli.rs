@@ -38,6 +38,16 @@ pub enum Command {
     },
     /// Compare two run directories (A the reference, B the change) and print markdown.
     Compare { a: PathBuf, b: PathBuf },
+    /// Write one report across Python versions from runs made on different Pythons
+    /// (OUTPUT/README.md and OUTPUT/versions.png).
+    Versions {
+        /// Run directories, one per Python (at least two).
+        #[arg(required = true, num_args = 2..)]
+        dirs: Vec<PathBuf>,
+        /// Where the report goes.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -63,6 +73,10 @@ pub struct SetupArgs {
     /// Use this tracer binary instead of building one with cargo.
     #[arg(long)]
     pub tracer: Option<PathBuf>,
+    /// Run inside this root file system with chroot (e.g. the Debian sid root of
+    /// scripts/sid-pythons.sh, for Python 3.13-3.15); --python is then a path inside it.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -166,11 +180,43 @@ fn selection(args: &SetupArgs) -> Result<Selection> {
         with_memray: args.with_memray,
         configs: resolve_configs(args)?,
         tracer: args.tracer.clone(),
+        root: crate::root::entered(),
     })
+}
+
+/// On the host, for `--root DIR`: builds the tracer when a configuration needs it and none was
+/// given (there is no cargo inside the root), then runs the same command inside the root.
+fn run_inside(root: &std::path::Path, args: &SetupArgs) -> Result<i32> {
+    let needs_ours = resolve_configs(args)?
+        .iter()
+        .any(|c| matches!(c.tracer, configs::Tracer::Ours { .. }));
+    let mut extra = Vec::new();
+    if needs_ours && args.tracer.is_none() {
+        let built = crate::tracer::build()?;
+        extra.push("--tracer".into());
+        extra.push(built.path.into_os_string());
+    }
+    crate::root::reenter(root, &extra)
 }
 
 pub fn main(cli: Cli) -> Result<i32> {
     match cli.command {
+        Command::Setup(args) if args.root.is_some() && crate::root::entered().is_none() => {
+            run_inside(args.root.as_deref().expect("checked"), &args)
+        }
+        Command::Run(args)
+            if args.setup.root.is_some()
+                && args.resume.is_none()
+                && crate::root::entered().is_none() =>
+        {
+            run_inside(args.setup.root.as_deref().expect("checked"), &args.setup)
+        }
+        Command::Run(RunArgs {
+            resume: Some(ref dir),
+            ..
+        }) if crate::root::entered().is_none() && runner::root_of(dir)?.is_some() => {
+            crate::root::reenter(&runner::root_of(dir)?.expect("checked"), &[])
+        }
         Command::Setup(args) => {
             let p = prepare::prepare(&selection(&args)?)?;
             eprintln!(
@@ -223,6 +269,16 @@ pub fn main(cli: Cli) -> Result<i32> {
             RunDir::open(&a)?;
             RunDir::open(&b)?;
             print!("{}", plots::compare_runs(&a, &b)?);
+            Ok(0)
+        }
+        Command::Versions { dirs, output } => {
+            for d in &dirs {
+                RunDir::open(d)?;
+            }
+            println!(
+                "{}",
+                plots::write_versions_report(&dirs, &output)?.display()
+            );
             Ok(0)
         }
     }

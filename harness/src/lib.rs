@@ -18,6 +18,7 @@ pub mod environ;
 pub mod measure;
 pub mod prepare;
 pub mod progress;
+pub mod root;
 pub mod runner;
 pub mod suite;
 pub mod system;

@@ -23,6 +23,8 @@ pub struct Selection {
     pub configs: Vec<Config>,
     /// A given tracer binary (else one is built when a configuration needs it).
     pub tracer: Option<PathBuf>,
+    /// The root file system this harness runs in (`--root`), as the host names it.
+    pub root: Option<PathBuf>,
 }
 
 /// The result of `setup`: everything a run needs.
@@ -34,6 +36,8 @@ pub struct Prepared {
     pub tracer: Option<TracerBin>,
     /// Benchmarks whose requirements failed to install, with pip's reason.
     pub install_failures: Vec<(String, String)>,
+    /// Benchmarks of the suite that this Python cannot run (`requires-python`).
+    pub excluded: Vec<rundir::Excluded>,
 }
 
 impl Prepared {
@@ -51,7 +55,7 @@ pub fn prepare(sel: &Selection) -> Result<Prepared> {
     let python = venv::probe_python(&sel.python)?;
     let venv = Venv::ensure(&python, sel.with_memray)?;
     let manifest = Manifest::load(&suite::benchmarks_dir(&venv.site_packages))?;
-    let selected = manifest.select(sel.suite, &sel.benchmarks, python.version)?;
+    let (selected, excluded) = manifest.select(sel.suite, &sel.benchmarks, python.version)?;
     let install_failures = venv.install_requirements(&selected)?;
     let needs_ours = sel
         .configs
@@ -69,5 +73,6 @@ pub fn prepare(sel: &Selection) -> Result<Prepared> {
         configs: sel.configs.clone(),
         tracer,
         install_failures,
+        excluded,
     })
 }

@@ -35,6 +35,15 @@ pub struct Request {
     pub with_memray: bool,
     pub keep_captures: bool,
     pub tracer: Option<PathBuf>,
+    /// `--root`: the run's Python is inside this root file system (as the host names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+}
+
+/// The root file system a run directory's run was made in (`--root`), to resume it there.
+pub fn root_of(dir: &Path) -> Result<Option<PathBuf>> {
+    let info: RunInfo = RunDir::open(dir)?.load_info()?;
+    Ok(info.request.root)
 }
 
 /// A new run, as the command line asked for it.
@@ -204,11 +213,16 @@ fn start_new(new: NewRun) -> Result<(RunDir, RunInfo, Prepared)> {
     crate::system::ensure_free_space(&root)?;
     let dir = RunDir::create(&root.join(run_id()))?;
     let memray = prepared.venv.has_memray.then_some(venv::MEMRAY);
-    let system = crate::system::describe(
+    let mut system = crate::system::describe(
         &prepared.python,
         prepared.tracer.as_ref().and_then(|t| t.version()),
         memray,
     );
+    if let Some(root) = &new.selection.root {
+        system
+            .other
+            .insert("root".into(), serde_json::json!(root.display().to_string()));
+    }
     let sel = &new.selection;
     let info = RunInfo {
         schema: 1,
@@ -227,6 +241,7 @@ fn start_new(new: NewRun) -> Result<(RunDir, RunInfo, Prepared)> {
             .name
             .clone(),
         system,
+        excluded: prepared.excluded.clone(),
         request: Request {
             python: sel.python.clone(),
             manifest_benchmarks: prepared.manifest.iter().map(|b| b.name.clone()).collect(),
@@ -235,6 +250,7 @@ fn start_new(new: NewRun) -> Result<(RunDir, RunInfo, Prepared)> {
             with_memray: sel.with_memray,
             keep_captures: new.keep_captures,
             tracer: sel.tracer.clone(),
+            root: sel.root.clone(),
         },
     };
     dir.save_info(&info)?;
@@ -278,6 +294,7 @@ fn resume(d: &Path) -> Result<(RunDir, RunInfo, Prepared)> {
         with_memray: r.with_memray,
         configs: r.configs.clone(),
         tracer: r.tracer.clone(),
+        root: r.root.clone(),
     };
     crate::system::ensure_free_space(&dir.root)?;
     let mut prepared = prepare::prepare(&selection)?;

@@ -113,19 +113,20 @@ impl Manifest {
     }
 
     /// Resolves a selection. Named benchmarks (`-b`) must exist and run on this Python; the
-    /// named suites silently leave out what this Python cannot run.
+    /// named suites leave out what this Python cannot run, and return those with the reason
+    /// (`requires-python`), for the run to list.
     pub fn select(
         &self,
         suite: SuiteName,
         names: &[String],
         python: (u32, u32, u32),
-    ) -> Result<Vec<Benchmark>> {
+    ) -> Result<(Vec<Benchmark>, Vec<rundir::Excluded>)> {
         let runs_here = |b: &Benchmark| {
             b.requires_python
                 .as_deref()
                 .is_none_or(|spec| python_satisfies(spec, python))
         };
-        let picked: Vec<&Benchmark> = match suite {
+        let wanted: Vec<&Benchmark> = match suite {
             SuiteName::Custom => {
                 let mut out = Vec::new();
                 for name in names {
@@ -153,18 +154,30 @@ impl Manifest {
                     self.get(n)
                         .with_context(|| format!("quick suite names unknown benchmark {n}"))
                 })
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .filter(|b| runs_here(b))
-                .collect(),
+                .collect::<Result<Vec<_>>>()?,
             SuiteName::Stdlib => self
                 .benchmarks
                 .iter()
-                .filter(|b| !b.needs_packages() && runs_here(b))
+                .filter(|b| !b.needs_packages())
                 .collect(),
-            SuiteName::All => self.benchmarks.iter().filter(|b| runs_here(b)).collect(),
+            SuiteName::All => self.benchmarks.iter().collect(),
         };
-        Ok(picked.into_iter().cloned().collect())
+        let (picked, excluded): (Vec<&Benchmark>, Vec<&Benchmark>) =
+            wanted.into_iter().partition(|b| runs_here(b));
+        let excluded = excluded
+            .into_iter()
+            .map(|b| rundir::Excluded {
+                benchmark: b.name.clone(),
+                reason: format!(
+                    "requires-python {} excludes {}.{}.{}",
+                    b.requires_python.as_deref().unwrap_or("?"),
+                    python.0,
+                    python.1,
+                    python.2
+                ),
+            })
+            .collect();
+        Ok((picked.into_iter().cloned().collect(), excluded))
     }
 }
 

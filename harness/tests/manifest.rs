@@ -50,19 +50,31 @@ fn variants_tags_and_options() {
 fn selections() {
     let m = manifest();
     let py311 = (3, 11, 7);
-    let quick = m.select(SuiteName::Quick, &[], py311).unwrap();
+    let (quick, excluded) = m.select(SuiteName::Quick, &[], py311).unwrap();
     assert_eq!(quick.len(), harness::suite::QUICK.len());
+    assert!(excluded.is_empty());
     assert!(quick.iter().any(|b| !b.micro()) && quick.iter().any(|b| b.micro()));
 
-    let stdlib = m.select(SuiteName::Stdlib, &[], py311).unwrap();
+    let (stdlib, _) = m.select(SuiteName::Stdlib, &[], py311).unwrap();
     assert!(stdlib.iter().all(|b| !b.needs_packages()));
     assert!(stdlib.iter().any(|b| b.name == "nbody"));
     assert!(!stdlib.iter().any(|b| b.name == "docutils"));
 
-    // The eager task factory variants need 3.12: left out of `all` on 3.11, an error with -b.
-    let all = m.select(SuiteName::All, &[], py311).unwrap();
+    // The eager task factory variants need 3.12: left out of `all` on 3.11 and listed as such, an
+    // error with -b.
+    let (all, excluded) = m.select(SuiteName::All, &[], py311).unwrap();
     assert!(!all.iter().any(|b| b.name == "async_tree_eager"));
-    assert!(m.select(SuiteName::All, &[], (3, 12, 0)).unwrap().len() > all.len());
+    let eager = excluded
+        .iter()
+        .find(|e| e.benchmark == "async_tree_eager")
+        .expect("async_tree_eager is listed as excluded");
+    assert_eq!(eager.reason, "requires-python >=3.12 excludes 3.11.7");
+    let (all_312, excluded_312) = m.select(SuiteName::All, &[], (3, 12, 0)).unwrap();
+    assert!(all_312.len() > all.len());
+    assert_eq!(
+        all_312.len() + excluded_312.len(),
+        all.len() + excluded.len()
+    );
     let err = m
         .select(SuiteName::Custom, &["async_tree_eager".into()], py311)
         .unwrap_err();

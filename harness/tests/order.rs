@@ -88,6 +88,7 @@ fn run_fake(name: &str, effect: &str, order: ConfigOrder) -> PathBuf {
         configs: configs.iter().map(Config::info).collect(),
         baseline: "baseline".into(),
         system: Default::default(),
+        excluded: Vec::new(),
         request: Request {
             configs: configs.clone(),
             ..Default::default()

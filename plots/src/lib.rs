@@ -160,6 +160,70 @@ pub fn compare_runs(a: &Path, b: &Path) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Writes the report across Python versions into `out`: `README.md` (a table of every configuration
+/// on every version, and one per configuration with a row per benchmark) and `versions.png`/`.svg`
+/// (the ALL row of every configuration on every version). One run directory per Python; runs are
+/// ordered by Python version. Returns `out/README.md`.
+pub fn write_versions_report(run_dirs: &[PathBuf], out: &Path) -> anyhow::Result<PathBuf> {
+    if run_dirs.len() < 2 {
+        anyhow::bail!("a report across versions needs at least two run directories");
+    }
+    let runs = run_dirs
+        .iter()
+        .map(|d| run::load(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let analyses: Vec<analysis::RunAnalysis> = runs.iter().map(analysis::analyse).collect();
+    let version_of = |r: &run::RunDir| r.info.system.python.clone().unwrap_or_else(|| "?".into());
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by_key(|&i| {
+        version_of(&runs[i])
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    });
+    let mut pages = Vec::new();
+    for (pos, &i) in order.iter().enumerate() {
+        let version = version_of(&runs[i]);
+        let shared = order
+            .iter()
+            .filter(|&&j| version_of(&runs[j]) == version)
+            .count()
+            > 1;
+        let label = if shared {
+            format!("{version} (run {})", pos + 1)
+        } else {
+            version
+        };
+        pages.push(report::versions::VersionPage {
+            run: plot::VersionRun {
+                label,
+                analysis: &analyses[i],
+            },
+            dir: run_dirs[i].display().to_string(),
+            info: &runs[i].info,
+        });
+    }
+    let version_runs: Vec<plot::VersionRun> = pages
+        .iter()
+        .map(|p| plot::VersionRun {
+            label: p.run.label.clone(),
+            analysis: p.run.analysis,
+        })
+        .collect();
+    let plot = match plot::versions_figure(&version_runs) {
+        Some(fig) => {
+            write_figure(&fig, &out.join("versions"))?;
+            Some("versions")
+        }
+        None => None,
+    };
+    let mut page = String::new();
+    report::versions::write_versions(&mut page, &pages, plot)?;
+    let readme = out.join("README.md");
+    fs::write(&readme, page)?;
+    Ok(readme)
+}
+
 /// Writes `<out>/performance.md` from a run (test system, method, sources of overhead, the violin
 /// plots), in the manner of Memray's performance page. The plots go to
 /// `<out>/performance/<config>.png` and `<out>/performance/all-configs.png`.

@@ -24,6 +24,6 @@ pub mod records;
 pub use dir::{write_atomic, RunDir};
 pub use load::{load, Run};
 pub use records::{
-    BenchmarkInfo, ConfigInfo, ConfigOrder, Failure, FailureKind, Progress, RunInfo, Settings,
-    SystemInfo, TracerLine,
+    BenchmarkInfo, ConfigInfo, ConfigOrder, Excluded, Failure, FailureKind, Progress, RunInfo,
+    Settings, SystemInfo, TracerLine,
 };

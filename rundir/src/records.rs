@@ -37,9 +37,21 @@ pub struct RunInfo<Request = Value> {
     /// What is known about the machine.
     #[serde(default)]
     pub system: SystemInfo,
+    /// Benchmarks of the suite that this Python cannot run (their `requires-python`), not run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded: Vec<Excluded>,
     /// What `harness run --resume` needs to continue the run exactly as asked.
     #[serde(default)]
     pub request: Request,
+}
+
+/// A benchmark of the selected suite that was not run because the Python cannot run it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Excluded {
+    /// Manifest name.
+    pub benchmark: String,
+    /// One line, e.g. `requires-python >=3.12 excludes 3.11.7`.
+    pub reason: String,
 }
 
 /// `run.json` `settings`. A run directory without them reads as 0 processes and values (which the

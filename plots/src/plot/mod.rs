@@ -357,6 +357,66 @@ pub fn all_configs_figure(run: &RunAnalysis) -> Option<Figure> {
     ))
 }
 
+/// One run's analysis in a comparison across Python versions, labelled by its Python.
+pub struct VersionRun<'a> {
+    /// `3.14.0`, or `3.11.7 (run 2)` when two runs share a version.
+    pub label: String,
+    /// The run's analysis.
+    pub analysis: &'a RunAnalysis,
+}
+
+/// Colours of the Python versions in [`versions_figure`], in order.
+const VERSION_COLORS: [Rgb; 6] = [BLUE, ORANGE, GREEN, PURPLE, RED, GREY];
+
+/// The ALL row of every (configuration, Python version): configurations in the order of the first
+/// run that has them, the top one first; within one, a row per run in the order given (oldest
+/// Python first), coloured by version. `None` without any ALL row.
+pub fn versions_figure(runs: &[VersionRun]) -> Option<Figure> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in runs {
+        for a in &r.analysis.configs {
+            if !names.contains(&a.config.name.as_str()) {
+                names.push(&a.config.name);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for name in &names {
+        for (i, r) in runs.iter().enumerate() {
+            let Some(a) = r.analysis.configs.iter().find(|a| a.config.name == *name) else {
+                continue;
+            };
+            if a.all.is_empty() {
+                continue;
+            }
+            let label = format!("{} [{}] · Python {}", a.config.display(), name, r.label);
+            let color = VERSION_COLORS[i % VERSION_COLORS.len()];
+            rows.push(ViolinRow::new(label, color, &a.all).measured(a.measured()));
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    rows.reverse();
+    let legend = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                format!("Python {}", r.label),
+                VERSION_COLORS[i % VERSION_COLORS.len()],
+            )
+        })
+        .collect();
+    Some(Figure::new(
+        "Overhead across Python versions: ALL benchmarks pooled".to_string(),
+        x_caption(runs[0].analysis.estimator),
+        rows,
+        None,
+        legend,
+    ))
+}
+
 /// The tick label of an overhead factor: `1.50x`.
 pub fn tick_label(x: f64) -> String {
     format_factor(x)

@@ -13,6 +13,7 @@ pub mod performance;
 pub mod summary;
 pub mod table;
 pub mod tracer_stats;
+pub mod versions;
 
 use crate::analysis::{ConfigAnalysis, Missing};
 use crate::format::{format_factor, format_normalized_mean, format_percent, link_segment};

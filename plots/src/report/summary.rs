@@ -83,8 +83,19 @@ pub fn write_summary(
         "- tracer version: {}",
         sys.tracer_version.as_deref().unwrap_or("missing")
     )?;
+    if let Some(root) = sys.other.get("root").and_then(|v| v.as_str()) {
+        writeln!(out, "- run inside the root: {root}")?;
+    }
     for aa in analysis.configs.iter().filter_map(aa_text) {
         writeln!(out, "- {aa}")?;
+    }
+    if !info.excluded.is_empty() {
+        let list: Vec<String> = info
+            .excluded
+            .iter()
+            .map(|e| format!("{} ({})", e.benchmark, e.reason))
+            .collect();
+        writeln!(out, "- not run on this Python: {}", list.join(", "))?;
     }
     writeln!(out, "- [raw results](../pyperf/)")?;
     if has_all_plot {
