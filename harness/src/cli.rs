@@ -179,7 +179,12 @@ fn selection(args: &SetupArgs) -> Result<Selection> {
         benchmarks: args.benchmarks.clone(),
         with_memray: args.with_memray,
         configs: resolve_configs(args)?,
-        tracer: args.tracer.clone(),
+        // Absolute, so that `--resume` from another directory finds it too.
+        tracer: args
+            .tracer
+            .as_deref()
+            .map(std::path::absolute)
+            .transpose()?,
         root: crate::root::entered(),
     })
 }

@@ -67,14 +67,22 @@ pub fn reenter(root: &Path, extra: &[OsString]) -> Result<i32> {
         .skip(1)
         .chain(extra.iter().cloned())
         .collect();
+    // chroot(1) starts in the root's `/`: go back to this directory (so relative paths in the
+    // arguments mean the same), or to the repository when this directory is not seen inside.
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    let cwd = if inside(&root, &cwd).is_dir() {
+        cwd
+    } else {
+        crate::venv::repo_root()
+    };
     eprintln!("harness: running inside {} (chroot)", root.display());
     let status = Command::new("chroot")
         .arg(&root)
+        .args(["/bin/sh", "-c", "cd \"$0\" && exec \"$@\""])
+        .arg(&cwd)
         .arg(&exe)
         .args(&args)
         .env(ENTERED, &root)
-        // chroot keeps the working directory's path; the repository is the same path inside.
-        .current_dir(crate::venv::repo_root())
         .status()
         .context("cannot run chroot (it needs root privileges)")?;
     Ok(status.code().unwrap_or(2))

@@ -60,9 +60,10 @@ impl TracerBin {
         if !path.is_file() {
             bail!("--tracer {}: no such file", path.display());
         }
-        Ok(TracerBin {
-            path: path.to_path_buf(),
-        })
+        // Workers run in the run's work directory: a relative path would name nothing there.
+        let path = std::path::absolute(path)
+            .with_context(|| format!("cannot make {} absolute", path.display()))?;
+        Ok(TracerBin { path })
     }
 
     pub fn version(&self) -> Option<String> {
