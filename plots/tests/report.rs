@@ -381,3 +381,55 @@ fn report_of_a_real_harness_run_with_memray() {
     assert!(svg.contains("Memray, native [memray:native]"));
     assert!(svg.contains("Memray") && svg.contains("tracemalloc") && svg.contains("our tracer"));
 }
+
+#[test]
+fn versions_report_puts_each_python_in_a_column_ordered_by_version() {
+    // The same fixture run twice, the second relabelled as a newer Python with one benchmark that
+    // its requires-python excluded; given newest first, the report orders them oldest first.
+    let old = copy_of_fixture("versions-old");
+    let new = copy_of_fixture("versions-new");
+    let run_json = new.join("run.json");
+    let mut info: serde_json::Value = serde_json::from_str(&read(&run_json)).unwrap();
+    info["system"]["python"] = "3.14.10".into();
+    info["excluded"] = serde_json::json!([
+        {"benchmark": "asyncio_tcp", "reason": "requires-python >=3.99 excludes 3.14.10"}
+    ]);
+    std::fs::write(&run_json, info.to_string()).unwrap();
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-tests/versions-out");
+    let _ = std::fs::remove_dir_all(&out);
+
+    let readme = plots::write_versions_report(&[new.clone(), old.clone()], &out).unwrap();
+    let page = read(&readme);
+    let header = page
+        .lines()
+        .find(|l| l.starts_with("| configuration"))
+        .expect("the table of every configuration");
+    let (i311, i314) = (
+        header.find("Python 3.11.7").expect("3.11 column"),
+        header.find("Python 3.14.10").expect("3.14 column"),
+    );
+    assert!(i311 < i314, "oldest Python first: {header}");
+    // Both columns are the same run: every configuration reads the same in both.
+    let row = page
+        .lines()
+        .find(|l| l.starts_with("| tracer, default [default]"))
+        .expect("a row for the default configuration");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cells[2], cells[3], "{row}");
+    assert!(
+        cells[2].contains("ALL: ") && cells[2].contains("10%: "),
+        "{row}"
+    );
+    assert!(page.contains("## default: per benchmark"));
+    assert!(page.contains("- Python 3.14.10: asyncio_tcp"), "{page}");
+    for ext in ["png", "svg"] {
+        assert!(
+            std::fs::metadata(out.join(format!("versions.{ext}")))
+                .unwrap()
+                .len()
+                > 1000
+        );
+    }
+    // One run is not a comparison.
+    assert!(plots::write_versions_report(&[old], &out).is_err());
+}

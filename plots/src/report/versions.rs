@@ -48,6 +48,15 @@ fn cell(run: &VersionRun, config: &str) -> String {
     }
 }
 
+/// The build line cut to a table cell's width (configure flags can run to hundreds of characters).
+fn short(build: &str) -> String {
+    const MAX: usize = 60;
+    match build.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &build[..i]),
+        None => build.to_string(),
+    }
+}
+
 /// Configuration names in the order of the first run that has them.
 fn config_names<'a>(pages: &'a [VersionPage]) -> Vec<&'a str> {
     let mut names: Vec<&str> = Vec::new();
@@ -80,7 +89,7 @@ pub fn write_versions(
         let aa: Vec<String> = p.run.analysis.configs.iter().filter_map(aa_text).collect();
         runs.push([
             p.run.label.clone(),
-            sys.python_build.clone().unwrap_or_else(|| "?".into()),
+            short(sys.python_build.as_deref().unwrap_or("?")),
             p.dir.clone(),
             settings_text(&p.info.settings),
             sys.tracer_version.clone().unwrap_or_else(|| "?".into()),
