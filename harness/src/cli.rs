@@ -38,6 +38,18 @@ pub enum Command {
     },
     /// Compare two run directories (A the reference, B the change) and print markdown.
     Compare { a: PathBuf, b: PathBuf },
+    /// Merge the run directories of `harness run --shard K/N` (all N of one run) into one.
+    Merge {
+        /// The shards' run directories, in any order.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The merged run directory (must not exist).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Don't write the merged run's report.
+        #[arg(long)]
+        no_report: bool,
+    },
     /// Write one report across Python versions from runs made on different Pythons
     /// (OUTPUT/README.md and OUTPUT/versions.png).
     Versions {
@@ -116,6 +128,14 @@ pub struct RunArgs {
     /// Don't write the report at the end.
     #[arg(long)]
     pub no_report: bool,
+    /// Run only the K-th of N balanced parts of the selection (each a complete run directory;
+    /// `harness merge` puts them together). Every configuration of a benchmark is in its shard.
+    #[arg(long, value_name = "K/N", conflicts_with = "resume")]
+    pub shard: Option<crate::shard::ShardSpec>,
+    /// Balance the shards by each benchmark's wall time in this earlier run directory (default:
+    /// by benchmark count).
+    #[arg(long, value_name = "DIR", requires = "shard")]
+    pub shard_costs: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -186,6 +206,7 @@ fn selection(args: &SetupArgs) -> Result<Selection> {
             .map(std::path::absolute)
             .transpose()?,
         root: crate::root::entered(),
+        shard: None,
     })
 }
 
@@ -248,12 +269,19 @@ pub fn main(cli: Cli) -> Result<i32> {
                     }
                     Start::Resume(dir.clone())
                 }
-                None => Start::New(NewRun {
+                None => Start::New(Box::new(NewRun {
                     settings: args.settings()?,
-                    selection: selection(&args.setup)?,
+                    selection: Selection {
+                        shard: match (&args.shard, &args.shard_costs) {
+                            (Some(s), Some(d)) => Some((*s, crate::shard::costs_from_run(d)?)),
+                            (Some(s), None) => Some((*s, Default::default())),
+                            (None, _) => None,
+                        },
+                        ..selection(&args.setup)?
+                    },
                     results: args.results.clone(),
                     keep_captures: args.keep_captures,
-                }),
+                })),
             };
             match runner::run(start, !args.no_report)? {
                 Ended::Finished { dir, failures } => {
@@ -274,6 +302,19 @@ pub fn main(cli: Cli) -> Result<i32> {
             RunDir::open(&a)?;
             RunDir::open(&b)?;
             print!("{}", plots::compare_runs(&a, &b)?);
+            Ok(0)
+        }
+        Command::Merge {
+            dirs,
+            output,
+            no_report,
+        } => {
+            crate::merge::merge(&dirs, &output)?;
+            if !no_report {
+                let report = plots::write_report(&output)?;
+                eprintln!("harness: report written to {}", report.display());
+            }
+            println!("{}", output.display());
             Ok(0)
         }
         Command::Versions { dirs, output } => {

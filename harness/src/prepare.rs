@@ -2,10 +2,12 @@
 //! step of every run): the venv, the manifest entries selected, their requirements, and our tracer.
 
 use crate::configs::{Config, Tracer};
+use crate::shard::{Shard, ShardSpec};
 use crate::suite::{self, Benchmark, Manifest, SuiteName};
 use crate::tracer::TracerBin;
 use crate::venv::{self, PythonInfo, Venv};
 use anyhow::Result;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// What to run, resolved from the command line (or, for `--resume`, from `run.json`).
@@ -25,6 +27,8 @@ pub struct Selection {
     pub tracer: Option<PathBuf>,
     /// The root file system this harness runs in (`--root`), as the host names it.
     pub root: Option<PathBuf>,
+    /// `--shard K/N`, with the entries' costs from `--shard-costs` (empty: balance by count).
+    pub shard: Option<(ShardSpec, BTreeMap<String, f64>)>,
 }
 
 /// The result of `setup`: everything a run needs.
@@ -38,6 +42,8 @@ pub struct Prepared {
     pub install_failures: Vec<(String, String)>,
     /// Benchmarks of the suite that this Python cannot run (`requires-python`).
     pub excluded: Vec<rundir::Excluded>,
+    /// This run's part of the whole, with `--shard`.
+    pub shard: Option<Shard>,
 }
 
 impl Prepared {
@@ -55,7 +61,20 @@ pub fn prepare(sel: &Selection) -> Result<Prepared> {
     let python = venv::probe_python(&sel.python)?;
     let venv = Venv::ensure(&python, sel.with_memray)?;
     let manifest = Manifest::load(&suite::benchmarks_dir(&venv.site_packages))?;
-    let (selected, excluded) = manifest.select(sel.suite, &sel.benchmarks, python.version)?;
+    let (mut selected, excluded) = manifest.select(sel.suite, &sel.benchmarks, python.version)?;
+    // Split before installing anything, so every shard sees the same whole and installs only its part.
+    let shard = sel.shard.as_ref().map(|(spec, costs)| {
+        let names: Vec<String> = selected.iter().map(|b| b.name.clone()).collect();
+        let shard = crate::shard::shard_of(&names, costs, *spec);
+        selected.retain(|b| shard.entries.contains(&b.name));
+        eprintln!(
+            "harness: shard {spec}: {} of {} manifest entries ({})",
+            shard.entries.len(),
+            names.len(),
+            shard.entries.join(", ")
+        );
+        shard
+    });
     let install_failures = venv.install_requirements(&selected)?;
     let needs_ours = sel
         .configs
@@ -74,5 +93,6 @@ pub fn prepare(sel: &Selection) -> Result<Prepared> {
         tracer,
         install_failures,
         excluded,
+        shard,
     })
 }

@@ -38,6 +38,12 @@ pub struct Request {
     /// `--root`: the run's Python is inside this root file system (as the host names it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
+    /// `--shard K/N`: this run is one part of a whole that `harness merge` puts together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    /// `harness merge`: the shard run directories this one was merged from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<PathBuf>,
 }
 
 /// The root file system a run directory's run was made in (`--root`), to resume it there.
@@ -58,7 +64,7 @@ pub struct NewRun {
 
 /// How a run starts.
 pub enum Start {
-    New(NewRun),
+    New(Box<NewRun>),
     /// Continue the unfinished run in this directory; everything is taken from its `run.json`.
     Resume(PathBuf),
 }
@@ -92,7 +98,7 @@ pub fn run(start: Start, write_report: bool) -> Result<Ended> {
             .context("cannot install the Ctrl-C handler")?;
     }
     let (dir, mut info, prepared) = match start {
-        Start::New(new) => start_new(new)?,
+        Start::New(new) => start_new(*new)?,
         Start::Resume(d) => resume(&d)?,
     };
     let base_env = crate::environ::base_env();
@@ -218,6 +224,11 @@ fn start_new(new: NewRun) -> Result<(RunDir, RunInfo, Prepared)> {
         prepared.tracer.as_ref().and_then(|t| t.version()),
         memray,
     );
+    if let Some(id) = prepared.tracer.as_ref().and_then(|t| t.build_id()) {
+        system
+            .other
+            .insert("tracer_build".into(), serde_json::json!(id));
+    }
     if let Some(root) = &new.selection.root {
         system
             .other
@@ -251,6 +262,8 @@ fn start_new(new: NewRun) -> Result<(RunDir, RunInfo, Prepared)> {
             keep_captures: new.keep_captures,
             tracer: sel.tracer.clone(),
             root: sel.root.clone(),
+            shard: prepared.shard.clone(),
+            merged_from: Vec::new(),
         },
     };
     dir.save_info(&info)?;
@@ -295,6 +308,8 @@ fn resume(d: &Path) -> Result<(RunDir, RunInfo, Prepared)> {
         configs: r.configs.clone(),
         tracer: r.tracer.clone(),
         root: r.root.clone(),
+        // The request's benchmarks are already this shard's.
+        shard: None,
     };
     crate::system::ensure_free_space(&dir.root)?;
     let mut prepared = prepare::prepare(&selection)?;

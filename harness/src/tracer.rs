@@ -66,6 +66,18 @@ impl TracerBin {
         Ok(TracerBin { path })
     }
 
+    /// A digest of this build: the `tracer` binary and the `libtracer.so` beside it (xxHash64 of
+    /// both), so that `harness merge` can tell shards of one build from shards of two.
+    pub fn build_id(&self) -> Option<String> {
+        use std::hash::Hasher;
+        let mut h = twox_hash::XxHash64::with_seed(0);
+        h.write(&std::fs::read(&self.path).ok()?);
+        if let Ok(lib) = std::fs::read(self.path.with_file_name("libtracer.so")) {
+            h.write(&lib);
+        }
+        Some(format!("{:016x}", h.finish()))
+    }
+
     pub fn version(&self) -> Option<String> {
         let out = Command::new(&self.path).arg("--version").output().ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
