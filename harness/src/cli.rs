@@ -38,6 +38,9 @@ pub enum Command {
     },
     /// Compare two run directories (A the reference, B the change) and print markdown.
     Compare { a: PathBuf, b: PathBuf },
+    /// Measure two builds of our tracer in one run (each a git revision or a tracer binary) and
+    /// report B against A (DIR/report/ab.md). --configs names the modes (default: our four).
+    Ab(AbArgs),
     /// Merge the run directories of `harness run --shard K/N` (all N of one run) into one.
     Merge {
         /// The shards' run directories, in any order.
@@ -89,6 +92,19 @@ pub struct SetupArgs {
     /// scripts/sid-pythons.sh, for Python 3.13-3.15); --python is then a path inside it.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AbArgs {
+    /// The reference: a git revision of this repository (built under .cache/ab/) or a tracer binary.
+    pub a: String,
+    /// The change, the same way.
+    pub b: String,
+    /// Also run A a second time (<mode>@A2): the A/A band, what "no difference" looks like here.
+    #[arg(long)]
+    pub aa: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -215,7 +231,7 @@ fn selection(args: &SetupArgs) -> Result<Selection> {
 fn run_inside(root: &std::path::Path, args: &SetupArgs) -> Result<i32> {
     let needs_ours = resolve_configs(args)?
         .iter()
-        .any(|c| matches!(c.tracer, configs::Tracer::Ours { .. }));
+        .any(|c| matches!(c.tracer, configs::Tracer::Ours { .. }) && c.tracer_binary.is_none());
     let mut extra = Vec::new();
     if needs_ours && args.tracer.is_none() {
         let built = crate::tracer::build()?;
@@ -281,6 +297,7 @@ pub fn main(cli: Cli) -> Result<i32> {
                     },
                     results: args.results.clone(),
                     keep_captures: args.keep_captures,
+                    ab: None,
                 })),
             };
             match runner::run(start, !args.no_report)? {
@@ -295,9 +312,13 @@ pub fn main(cli: Cli) -> Result<i32> {
             RunDir::open(&dir)?;
             let estimator = Estimator::from_name(&estimator).expect("clap checked the name");
             let out = plots::write_report_with(&dir, estimator)?;
+            for h in crate::ab::write_report(&dir)?.unwrap_or_default() {
+                eprintln!("harness: {h}");
+            }
             println!("{}", out.display());
             Ok(0)
         }
+        Command::Ab(args) => ab(args),
         Command::Compare { a, b } => {
             RunDir::open(&a)?;
             RunDir::open(&b)?;
@@ -327,6 +348,51 @@ pub fn main(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
+    }
+}
+
+/// `harness ab A B`: resolves (builds) both sides, then a new run of the baseline and each mode on
+/// both sides.
+fn ab(args: AbArgs) -> Result<i32> {
+    let run = &args.run;
+    if run.resume.is_some() || run.shard.is_some() || run.setup.tracer.is_some() {
+        bail!("harness ab takes neither --resume, --shard nor --tracer (continue an A/B run with harness run --resume DIR)");
+    }
+    if run.setup.root.is_some() {
+        bail!("harness ab does not run inside a root yet; run it on the host");
+    }
+    let mut setup = run.setup.clone();
+    if setup.configs.is_empty() {
+        setup.configs = [
+            "default",
+            "python-allocators",
+            "native",
+            "python-allocators+native",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    let modes = resolve_configs(&setup)?;
+    let baseline = configs::select(&["baseline".into()], false, &[])?.remove(0);
+    let a = crate::ab::resolve(&args.a)?;
+    let b = crate::ab::resolve(&args.b)?;
+    let (configs, request) = crate::ab::configs(baseline, &modes, &a, &b, args.aa)?;
+    let start = Start::New(Box::new(NewRun {
+        settings: run.settings()?,
+        selection: Selection {
+            configs,
+            ..selection(&setup)?
+        },
+        results: run.results.clone(),
+        keep_captures: run.keep_captures,
+        ab: Some(request),
+    }));
+    match runner::run(start, !run.no_report)? {
+        Ended::Finished { dir, failures } => {
+            println!("{}", dir.display());
+            Ok(if failures > 0 { 1 } else { 0 })
+        }
+        Ended::Interrupted => Ok(130),
     }
 }
 

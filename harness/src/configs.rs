@@ -75,6 +75,10 @@ pub struct Config {
     /// Python code run from a `sitecustomize` at interpreter start (custom configurations).
     #[serde(default)]
     pub bootstrap: Option<String>,
+    /// Our tracer from this `tracer` binary (and the `libtracer.so` beside it) instead of the
+    /// run's: two builds side by side in one run (`harness ab`, or `binary` in a configuration file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracer_binary: Option<std::path::PathBuf>,
 }
 
 /// What `harness run` measures when `--configs` is not given.
@@ -98,6 +102,7 @@ fn plain(name: &str, label: &str, tracer: Tracer) -> Config {
         env: BTreeMap::new(),
         ld_preload: None,
         bootstrap: None,
+        tracer_binary: None,
     }
 }
 
@@ -206,6 +211,8 @@ struct FileTracer {
     #[serde(default)]
     native: bool,
     stack_source: Option<String>,
+    /// A `tracer` binary of its own (relative paths are from the configuration file's directory).
+    binary: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,9 +257,21 @@ pub fn load_file(path: &Path) -> Result<Vec<Config>> {
                 path.display()
             );
         }
+        let mut tracer_binary = None;
         let tracer = match c.tracer {
             None => Tracer::None,
             Some(t) => {
+                if let Some(b) = &t.binary {
+                    let b = path.parent().unwrap_or(Path::new(".")).join(b);
+                    if !b.is_file() {
+                        bail!(
+                            "{}:{line}: tracer binary {} does not exist",
+                            path.display(),
+                            b.display()
+                        );
+                    }
+                    tracer_binary = Some(std::path::absolute(&b)?);
+                }
                 if let Some(s) = &t.stack_source {
                     if !["walk", "profile", "noop"].contains(&s.as_str()) {
                         bail!(
@@ -275,6 +294,7 @@ pub fn load_file(path: &Path) -> Result<Vec<Config>> {
             env: c.env,
             ld_preload: c.ld_preload,
             bootstrap: c.bootstrap,
+            tracer_binary,
         });
     }
     if out.is_empty() {
@@ -407,6 +427,28 @@ mod tests {
         assert_eq!(c[0].name, "jemalloc");
         assert_eq!(c[0].env["A"], "1");
         assert_eq!(c[0].ld_preload.as_deref(), Some("/x.so"));
+        // A configuration may name its own tracer build, relative to the file.
+        std::fs::write(dir.join("tracer"), "").unwrap();
+        std::fs::write(
+            &path,
+            "[[config]]\nname = \"new\"\n[config.tracer]\nbinary = \"tracer\"\n",
+        )
+        .unwrap();
+        let c = load_file(&path).unwrap();
+        assert_eq!(
+            c[0].tracer_binary.as_deref(),
+            Some(dir.join("tracer").as_path())
+        );
+        std::fs::write(
+            &path,
+            "[[config]]\nname = \"new\"\n[config.tracer]\nbinary = \"nope\"\n",
+        )
+        .unwrap();
+        let err = load_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("c.toml:2:") && err.contains("does not exist"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -142,11 +142,19 @@ pub fn build(ctx: &EnvContext, config: &Config, capture: &Path) -> Result<Proces
             native,
             stack_source,
         } => {
-            let Some(tracer) = ctx.tracer else {
-                bail!(
-                    "configuration {} needs our tracer, but it was not built",
-                    config.name
-                );
+            let own;
+            let tracer = match &config.tracer_binary {
+                Some(path) => {
+                    own = TracerBin::given(path)?;
+                    &own
+                }
+                None => match ctx.tracer {
+                    Some(t) => t,
+                    None => bail!(
+                        "configuration {} needs our tracer, but it was not built",
+                        config.name
+                    ),
+                },
             };
             let vars = tracer.env(&TraceOptions {
                 capture,

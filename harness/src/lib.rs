@@ -11,6 +11,7 @@
 
 #![deny(unsafe_code)] // one exception: the pre-exec hook of `worker::run`
 
+pub mod ab;
 pub mod calibrate;
 pub mod cli;
 pub mod configs;

@@ -205,7 +205,7 @@ impl Runner<'_> {
             &out,
             &penv.capture,
             penv.expect_capture,
-            &config.tracer,
+            config,
         )?;
         let failure = match verdict {
             Verdict::Interrupted => {
@@ -250,8 +250,9 @@ impl Runner<'_> {
         out: &Path,
         capture: &Option<PathBuf>,
         expect_capture: bool,
-        tracer: &Tracer,
+        config: &Config,
     ) -> Result<Verdict> {
+        let tracer = &config.tracer;
         let tail = match outcome {
             Outcome::Interrupted => return Ok(Verdict::Interrupted),
             Outcome::TimedOut { stderr_tail } => {
@@ -304,7 +305,12 @@ impl Runner<'_> {
                 stats: None,
             })));
         }
-        let stats = match (&self.tracer, tracer) {
+        // A configuration with a tracer build of its own reads its captures with that build.
+        let own = match &config.tracer_binary {
+            Some(p) => Some(TracerBin::given(p)?),
+            None => None,
+        };
+        let stats = match (own.as_ref().or(self.tracer.as_ref()), tracer) {
             // Memray's own summary is informative only: a failure to read it leaves stats null.
             (_, Tracer::Memray { .. }) => match self.memray_stats(capture)? {
                 StatsResult::Ok(s) => s,

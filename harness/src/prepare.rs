@@ -79,7 +79,7 @@ pub fn prepare(sel: &Selection) -> Result<Prepared> {
     let needs_ours = sel
         .configs
         .iter()
-        .any(|c| matches!(c.tracer, Tracer::Ours { .. }));
+        .any(|c| matches!(c.tracer, Tracer::Ours { .. }) && c.tracer_binary.is_none());
     let tracer = match (&sel.tracer, needs_ours) {
         (Some(p), _) => Some(TracerBin::given(p)?),
         (None, true) => Some(crate::tracer::build()?),

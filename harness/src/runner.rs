@@ -41,6 +41,9 @@ pub struct Request {
     /// `--shard K/N`: this run is one part of a whole that `harness merge` puts together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::Shard>,
+    /// `harness ab`: the two builds and the configurations that compare them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab: Option<crate::ab::AbRequest>,
     /// `harness merge`: the shard run directories this one was merged from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<PathBuf>,
@@ -60,6 +63,8 @@ pub struct NewRun {
     pub results: Option<PathBuf>,
     /// Keep the capture files in `DIR/captures/`.
     pub keep_captures: bool,
+    /// `harness ab`: what the A/B report compares.
+    pub ab: Option<crate::ab::AbRequest>,
 }
 
 /// How a run starts.
@@ -162,6 +167,15 @@ pub fn run(start: Start, write_report: bool) -> Result<Ended> {
             Ok(p) => eprintln!("harness: report written to {}", p.display()),
             Err(e) => eprintln!("harness: warning: no report: {e:#}"),
         }
+        match crate::ab::write_report(&dir.root) {
+            Ok(Some(headlines)) => {
+                for h in headlines {
+                    eprintln!("harness: {h}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("harness: warning: no A/B report: {e:#}"),
+        }
     }
     // An A/A check that fails says the whole run's small differences are not to be trusted.
     for line in plots::aa_warnings(&dir.root).unwrap_or_default() {
@@ -263,6 +277,7 @@ fn start_new(new: NewRun) -> Result<(RunDir, RunInfo, Prepared)> {
             tracer: sel.tracer.clone(),
             root: sel.root.clone(),
             shard: prepared.shard.clone(),
+            ab: new.ab.clone(),
             merged_from: Vec::new(),
         },
     };

@@ -15,9 +15,23 @@ pub struct TracerBin {
 /// (honouring `CARGO_TARGET_DIR`).
 pub fn build() -> Result<TracerBin> {
     let root = crate::venv::repo_root();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { root.join(p) })
+        .unwrap_or_else(|| root.join("target"));
+    build_in(&root, &target)
+}
+
+/// Builds the tracer of the workspace at `root` into `target` (a checkout of another revision,
+/// for `harness ab`).
+pub fn build_in(root: &Path, target: &Path) -> Result<TracerBin> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("harness: cargo build --release -p tracer-cli -p tracer-preload");
+    eprintln!(
+        "harness: cargo build --release -p tracer-cli -p tracer-preload (in {})",
+        root.display()
+    );
     let status = Command::new(&cargo)
+        .env("CARGO_TARGET_DIR", target)
         .args([
             "build",
             "--release",
@@ -26,16 +40,12 @@ pub fn build() -> Result<TracerBin> {
             "-p",
             "tracer-preload",
         ])
-        .current_dir(&root)
+        .current_dir(root)
         .status()
         .context("cannot run cargo to build the tracer")?;
     if !status.success() {
         bail!("building the tracer failed ({status}); see cargo's output above");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { root.join(p) })
-        .unwrap_or_else(|| root.join("target"));
     let path = target.join("release/tracer");
     if !path.is_file() {
         bail!(

@@ -224,6 +224,57 @@ pub fn write_versions_report(run_dirs: &[PathBuf], out: &Path) -> anyhow::Result
     Ok(readme)
 }
 
+/// Writes `<run_dir>/report/ab.md`, the A/B report of a `harness ab` run (two tracer builds in one
+/// run): per pair, B against A, the A/A band when the pair has one, and each side's overhead.
+/// Returns the page's path and its headlines (one per pair).
+pub fn write_ab_report(
+    run_dir: &Path,
+    a: &str,
+    b: &str,
+    pairs: &[report::ab::AbPair],
+) -> anyhow::Result<(PathBuf, Vec<String>)> {
+    let run = run::load(run_dir)?;
+    let overhead = analysis::analyse(&run);
+    // Each comparison is the run's analysis with A's configuration as the reference.
+    let against_a =
+        |pair: &report::ab::AbPair, other: &str| -> anyhow::Result<analysis::ConfigAnalysis> {
+            let mut sub = run.clone();
+            sub.info.baseline = pair.a.clone();
+            sub.info
+                .configs
+                .retain(|c| c.name == pair.a || c.name == other);
+            if sub.info.configs.len() != 2 {
+                anyhow::bail!(
+                    "{}: the run has no configurations {} and {other}",
+                    run_dir.display(),
+                    pair.a
+                );
+            }
+            Ok(analysis::analyse(&sub).configs.remove(0))
+        };
+    let mut analysed = Vec::new();
+    for p in pairs {
+        let b_vs_a = against_a(p, &p.b)?;
+        let aa = p.aa.as_deref().map(|n| against_a(p, n)).transpose()?;
+        analysed.push((b_vs_a, aa));
+    }
+    let modes: Vec<report::ab::AbMode> = pairs
+        .iter()
+        .zip(&analysed)
+        .map(|(pair, (b_vs_a, aa))| report::ab::AbMode {
+            pair,
+            b_vs_a,
+            aa: aa.as_ref(),
+            overhead: &overhead,
+        })
+        .collect();
+    let mut page = String::new();
+    report::ab::write_ab(&mut page, a, b, &modes)?;
+    let path = run_dir.join("report").join("ab.md");
+    fs::write(&path, page)?;
+    Ok((path, modes.iter().map(report::ab::headline).collect()))
+}
+
 /// Writes `<out>/performance.md` from a run (test system, method, sources of overhead, the violin
 /// plots), in the manner of Memray's performance page. The plots go to
 /// `<out>/performance/<config>.png` and `<out>/performance/all-configs.png`.

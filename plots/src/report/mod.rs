@@ -6,6 +6,7 @@
 //! `tracer_stats` (per benchmark, in the spirit of pystats), `compare` (two runs), `performance`
 //! (docs/performance.md, like Memray's performance page).
 
+pub mod ab;
 pub mod compare;
 pub mod compare_to;
 pub mod config_page;
