@@ -12,8 +12,9 @@
 //!   (constructor, destructor, fork handlers), and in `python`: `module` (`_alloc_tracer`), `pymem`
 //!   (pymalloc wrappers), `profile` (the profile function);
 //! - the recorder: `track` (the funnel and thread lifecycle), `buffer` (a thread's chunk),
-//!   `python::records` (Python stack records), `python` (stack source, per-thread state) with `codes`,
-//!   `walk`, `layout`, `capi`, `memory`, then `native` (native stacks: unwinding, the trie, the module
+//!   `python::records` (Python stack records), `python` (stack source, per-thread state) with `shadow`
+//!   (the profile source's shadow stack, as the recorder reads it), `codes`, `walk`, `layout`, `capi`,
+//!   `memory`, then `native` (native stacks: unwinding, the trie, the module
 //!   map), `order` (cross-thread order), `inner_maps` (mmaps made inside the allocator);
 //! - the writer: `writer` (queue, file, exit, fork), `capture_fd` (the capture's descriptor);
 //! - shared: `state`, `config`, `counters` (the end record's counters), `sync` (locks),

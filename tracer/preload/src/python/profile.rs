@@ -21,91 +21,16 @@
 //!   profile event, and until then allocations take their stack from the frame walk.
 
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU16, AtomicU8, AtomicUsize, Ordering::Relaxed,
-};
+use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
 use super::capi::{self, ProfileFunc, PyObject, PYTRACE_CALL, PYTRACE_C_RETURN, PYTRACE_RETURN};
-use super::walk::RawFrame;
-use super::PyThread;
+use super::shadow::{self, ShadowFrame, ANY_CHAINED, PROFILE_FUNC_SLOT, PROFILE_OBJ_SLOT};
 use crate::track;
 
-/// Offsets of `c_profilefunc` and `c_profileobj` in the thread state (0: unknown).
-static PROFILE_FUNC_SLOT: AtomicUsize = AtomicUsize::new(0);
-static PROFILE_OBJ_SLOT: AtomicUsize = AtomicUsize::new(0);
-/// Offset of the thread state's `tracing` counter (CPython runs a trace or profile function while it
-/// is not 0, and delivers no profile events then), and whether it was confirmed.
-static TRACING_SLOT: AtomicUsize = AtomicUsize::new(0);
-static TRACING_CHECK: AtomicU8 = AtomicU8::new(TRACING_UNUSABLE);
-/// How far before `c_profilefunc` `tracing` may be (20 bytes in 3.11 to 3.14, 40 in 3.15), and which
-/// of those read 0 at start-up (bits).
-const TRACING_CANDIDATES: [usize; 9] = [16, 20, 24, 28, 32, 36, 40, 44, 48];
-static TRACING_ZERO: AtomicU16 = AtomicU16::new(0);
-const TRACING_UNUSABLE: u8 = 0;
-const TRACING_UNVERIFIED: u8 = 1;
-const TRACING_OK: u8 = 2;
-
-/// Inside a return event (`what` 3) `tracing` is 1 and `what_event` is 3: picks the candidate that
-/// went from 0 to 1 (once). Until then `TRACING_SLOT` holds the offset of `c_profilefunc`.
-fn verify_tracing_slot() {
-    let Some(api) = capi::loaded() else { return };
-    let func = TRACING_SLOT.load(Relaxed);
-    let zero = TRACING_ZERO.load(Relaxed);
-    // SAFETY: reads this thread's own live thread state at offsets inside it.
-    let found = unsafe {
-        let tstate = (api.gilstate_this_thread)() as usize;
-        let mut ones = TRACING_CANDIDATES.iter().enumerate().filter(|&(i, &back)| {
-            zero & (1 << i) != 0
-                && tstate != 0
-                && ((tstate + func - back) as *const i32).read() == 1
-        });
-        // Exactly one candidate, or none is trusted.
-        match (ones.next(), ones.next()) {
-            (Some((_, &back)), None) => Some(back),
-            _ => None,
-        }
-    };
-    match found {
-        Some(back) => {
-            TRACING_SLOT.store(func - back, Relaxed);
-            TRACING_CHECK.store(TRACING_OK, Relaxed);
-        }
-        None => TRACING_CHECK.store(TRACING_UNUSABLE, Relaxed),
-    }
-}
-
-/// Whether CPython is running a trace or profile function on this thread now (coverage's trace
-/// function calling back into Python, say): frames it runs never reach a profile function.
-pub fn inside_a_trace_function() -> bool {
-    if TRACING_CHECK.load(Relaxed) != TRACING_OK {
-        return false;
-    }
-    let Some(api) = capi::loaded() else {
-        return false;
-    };
-    // SAFETY: reads this thread's own live thread state at the confirmed offset.
-    unsafe {
-        let tstate = (api.gilstate_this_thread)() as usize;
-        tstate != 0 && ((tstate + TRACING_SLOT.load(Relaxed)) as *const i32).read() > 0
-    }
-}
-
-/// Some thread has chained a function of the program's (the `noop` source then does more than nothing).
-static ANY_CHAINED: AtomicBool = AtomicBool::new(false);
-/// A re-install is scheduled with `Py_AddPendingCall`.
-static REINSTALL_PENDING: AtomicBool = AtomicBool::new(false);
 /// The function object of [`setprofile`] (the event argument of its `c_return`).
 static WRAPPER: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
 /// CPython's own `sys.setprofile`, which [`setprofile`] calls.
 static ORIGINAL_SETPROFILE: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
-
-/// A frame on the shadow stack. The frame object is borrowed: it lives as long as its frame runs,
-/// and the frame is popped when it returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShadowFrame {
-    pub frame: usize,
-    pub code: usize,
-}
 
 /// The code object of a frame object.
 fn code_of(api: &capi::Api, frame: *mut PyObject) -> usize {
@@ -127,8 +52,8 @@ pub unsafe extern "C" fn profile_function(
     arg: *mut PyObject,
 ) -> c_int {
     let recording = super::source() != super::Source::Noop;
-    if what == PYTRACE_RETURN && TRACING_CHECK.load(Relaxed) == TRACING_UNVERIFIED {
-        verify_tracing_slot();
+    if what == PYTRACE_RETURN && shadow::tracing_unverified() {
+        shadow::verify_tracing_slot();
     }
     if !recording && !ANY_CHAINED.load(Relaxed) {
         return 0;
@@ -142,10 +67,10 @@ pub unsafe extern "C" fn profile_function(
     // The common case, no function of the program's and nothing missed, is this one visit.
     let (mut chained, mut resync) = (0, false);
     track::with_buffer(|b| {
-        let py = b.python();
+        let py = &mut b.python().shadow;
         (chained, resync) = (py.chained, py.resync);
         if recording && !resync && chained == 0 {
-            apply(&mut py.shadow, what, frame as usize, code);
+            apply(&mut py.frames, what, frame as usize, code);
         }
     });
     if chained == 0 && !resync {
@@ -185,33 +110,33 @@ unsafe fn chained_event(
         // Rebuilt outside the tracer's guard: materialising frame objects allocates.
         let frames = running_frames(api);
         track::with_buffer(|b| {
-            let py = b.python();
-            py.shadow = frames;
+            let py = &mut b.python().shadow;
+            py.frames = frames;
             py.resync = false;
         });
     }
     // On a call the frame is pushed before the program's function runs, on a return popped after
     // it: an allocation it makes sees the frame, as the walk does.
     if recording && what != PYTRACE_RETURN {
-        track::with_buffer(|b| apply(&mut b.python().shadow, what, frame as usize, code));
+        track::with_buffer(|b| apply(&mut b.python().shadow.frames, what, frame as usize, code));
     }
     let mut rc = 0;
     let mut skip = false;
     track::with_buffer(|b| {
-        let py = b.python();
+        let py = &mut b.python().shadow;
         // The return from the `sys.setprofile` that installed the program's first function: untraced,
         // that call started with no profiler, so its function never sees it return.
         skip = py.skip_c_return && what == PYTRACE_C_RETURN && arg == WRAPPER.load(Relaxed);
         py.skip_c_return = false;
     });
     if chained != 0 && !skip {
-        track::with_buffer(|b| b.python().in_chained = true);
+        track::with_buffer(|b| b.python().shadow.in_chained = true);
         // SAFETY: `chained` is the function the program installed, called as CPython would have
         // called it, with the object the program installed it with.
         let f: ProfileFunc = std::mem::transmute(chained);
         rc = f(obj, frame, what, arg);
         track::with_buffer(|b| {
-            let py = b.python();
+            let py = &mut b.python().shadow;
             py.in_chained = false;
             if rc != 0 {
                 // Its function failed: CPython's trampoline has removed it (and so ours).
@@ -221,74 +146,9 @@ unsafe fn chained_event(
         });
     }
     if recording && what == PYTRACE_RETURN {
-        track::with_buffer(|b| apply(&mut b.python().shadow, what, frame as usize, code));
+        track::with_buffer(|b| apply(&mut b.python().shadow.frames, what, frame as usize, code));
     }
     rc
-}
-
-/// Whether the shadow stack describes the thread now: the tracer's function is in place (checked here,
-/// put back if the program displaced it) and no event was missed.
-pub fn shadow_is_current(py: &mut PyThread) -> bool {
-    if py.profiling && !py.resync {
-        check_in_place(py);
-    }
-    !py.resync
-}
-
-/// Puts the tracer's function back in front of one the program installed through the C API (found
-/// in place of ours in `c_profilefunc`), or schedules its re-install if the program removed it.
-fn check_in_place(py: &mut PyThread) {
-    let slot = PROFILE_FUNC_SLOT.load(Relaxed);
-    let Some(api) = capi::loaded() else { return };
-    // SAFETY: PyGILState_Check and PyGILState_GetThisThreadState only read this thread's state.
-    let tstate = unsafe {
-        if slot == 0 || (api.gil_check)() == 0 {
-            return;
-        }
-        (api.gilstate_this_thread)() as usize
-    };
-    if tstate == 0 {
-        return;
-    }
-    let ours = profile_function as ProfileFunc as usize;
-    // SAFETY: `slot` is the offset of `c_profilefunc` in this thread's live thread state, found by
-    // `find_profile_slots`; this thread holds the GIL, so no other thread writes it now.
-    unsafe {
-        let func = ((tstate + slot) as *mut usize).read();
-        if func == ours {
-            return;
-        }
-        if func != 0 {
-            // The program's object stays in `c_profileobj`: ours passes it on.
-            ((tstate + slot) as *mut usize).write(ours);
-            py.chained = func;
-            ANY_CHAINED.store(true, Relaxed);
-        } else {
-            py.chained = 0;
-            schedule_reinstall(api);
-        }
-    }
-    py.resync = true;
-}
-
-fn schedule_reinstall(api: &capi::Api) {
-    if REINSTALL_PENDING.swap(true, Relaxed) {
-        return;
-    }
-    // SAFETY: Py_AddPendingCall may be called from any thread, with or without the GIL; it
-    // allocates nothing (a fixed queue under a lock).
-    if unsafe { (api.add_pending_call)(reinstall, std::ptr::null_mut()) } != 0 {
-        REINSTALL_PENDING.store(false, Relaxed);
-    }
-}
-
-/// Runs on the main thread at a safe point: re-installs the tracer's function there if it is gone.
-unsafe extern "C" fn reinstall(_: *mut c_void) -> c_int {
-    REINSTALL_PENDING.store(false, Relaxed);
-    if let Some(api) = capi::loaded() {
-        take_over(api);
-    }
-    0
 }
 
 /// Puts the tracer's function in front of whatever this thread has now: chained to the program's
@@ -312,12 +172,12 @@ pub unsafe fn take_over(api: &capi::Api) {
         return;
     }
     if func == 0 {
-        track::with_buffer(|b| b.python().chained = 0);
+        track::with_buffer(|b| b.python().shadow.chained = 0);
         install(api, Threads::This);
         return;
     }
     let obj = ((tstate + obj_slot) as *const *mut PyObject).read();
-    track::with_buffer(|b| b.python().chained = func);
+    track::with_buffer(|b| b.python().shadow.chained = func);
     ANY_CHAINED.store(true, Relaxed);
     // PyEval_SetProfile takes a reference to `obj` before dropping the one it held: the program's
     // object stays alive.
@@ -354,20 +214,16 @@ pub unsafe fn find_profile_slots(api: &capi::Api, marker_obj: *mut PyObject) {
         find(marker as ProfileFunc as usize),
         find(marker_obj as usize),
     ) {
-        PROFILE_FUNC_SLOT.store(func, Relaxed);
-        PROFILE_OBJ_SLOT.store(obj, Relaxed);
         // `int tracing` comes shortly before `c_profilefunc` in 3.11 to 3.15 (then `what_event`, the
         // current frame or CFrame pointer, and in 3.15 more fields). The candidates that read 0 here, outside any event, are
         // kept; the first return event picks the one that reads 1 (`verify_tracing_slot`).
         let mut zero = 0u16;
-        for (i, back) in TRACING_CANDIDATES.iter().enumerate() {
+        for (i, back) in shadow::TRACING_CANDIDATES.iter().enumerate() {
             if func >= *back && ((tstate + func - back) as *const i32).read() == 0 {
                 zero |= 1 << i;
             }
         }
-        TRACING_SLOT.store(func, Relaxed);
-        TRACING_ZERO.store(zero, Relaxed);
-        TRACING_CHECK.store(TRACING_UNVERIFIED, Relaxed);
+        shadow::set_slots(func, obj, zero);
     }
     (api.set_profile)(None, std::ptr::null_mut());
 }
@@ -383,14 +239,14 @@ pub unsafe extern "C" fn setprofile(_sys: *mut PyObject, func: *mut PyObject) ->
     };
     let original = ORIGINAL_SETPROFILE.load(Relaxed);
     let mut had_one = false;
-    track::with_buffer(|b| had_one = b.python().chained != 0);
+    track::with_buffer(|b| had_one = b.python().shadow.chained != 0);
     let result = (api.call_function_obj_args)(original, func, std::ptr::null_mut::<PyObject>());
     if result.is_null() {
         return result;
     }
     take_over(api);
     track::with_buffer(|b| {
-        let py = b.python();
+        let py = &mut b.python().shadow;
         py.skip_c_return = !had_one && py.chained != 0;
     });
     result
@@ -470,10 +326,14 @@ pub enum Threads {
 /// # Safety
 /// The caller holds the GIL.
 pub unsafe fn install(api: &capi::Api, threads: Threads) {
+    shadow::register(shadow::Entry {
+        function: profile_function,
+        take_over,
+    });
     let frames = running_frames(api);
     track::with_buffer(|b| {
-        let py = b.python();
-        py.shadow = frames;
+        let py = &mut b.python().shadow;
+        py.frames = frames;
         py.profiling = true;
         py.resync = false;
         py.chained = 0;
@@ -481,20 +341,5 @@ pub unsafe fn install(api: &capi::Api, threads: Threads) {
     match (threads, api.set_profile_all_threads) {
         (Threads::All, Some(all)) => all(Some(profile_function), std::ptr::null_mut()),
         _ => (api.set_profile)(Some(profile_function), std::ptr::null_mut()),
-    }
-}
-
-/// The shadow stack as frames with offsets, outermost first.
-pub fn stack(shadow: &[ShadowFrame], out: &mut Vec<RawFrame>) {
-    out.clear();
-    let Some(api) = capi::loaded() else { return };
-    let skip = shadow.len().saturating_sub(super::walk::MAX_DEPTH);
-    for f in &shadow[skip..] {
-        // SAFETY: frames on the shadow stack are running, so their frame objects are alive.
-        let lasti = unsafe { (api.frame_get_lasti)(f.frame as *mut PyObject) };
-        out.push(RawFrame {
-            code: f.code,
-            offset: lasti.max(0) as u32,
-        });
     }
 }

@@ -10,7 +10,7 @@ use tracer_capture::varint::MAX_VARINT_LEN;
 
 use super::layout::Layout;
 use super::walk::RawFrame;
-use super::{codes, profile, walk, PyThread, Source};
+use super::{codes, shadow, walk, PyThread, Source};
 use crate::counters;
 
 /// Where the records go: a thread's chunk under construction.
@@ -173,16 +173,16 @@ fn frame_code_id(
 /// to be rebuilt, and allocations made by the program's own profile or trace function (CPython
 /// sends no profile events while one runs).
 fn check_stack(sink: &mut impl Sink, py: &mut PyThread, layout: &Layout) {
-    if !py.profiling
-        || !profile::shadow_is_current(py)
-        || py.in_chained
-        || profile::inside_a_trace_function()
+    if !py.shadow.profiling
+        || !shadow::shadow_is_current(&mut py.shadow)
+        || py.shadow.in_chained
+        || shadow::inside_a_trace_function()
     {
         counters::STACK_CHECKS_SKIPPED.fetch_add(1, Relaxed);
         return;
     }
     let mut profiled = std::mem::take(&mut py.other);
-    profile::stack(&py.shadow, &mut profiled);
+    shadow::stack(&py.shadow.frames, &mut profiled);
     let walked = &py.scratch;
     if *walked == profiled {
         counters::STACK_CHECKS.fetch_add(1, Relaxed);
