@@ -77,7 +77,9 @@ pub fn allocate(size: usize, align: usize) -> *mut libc::c_void {
 /// # Safety
 /// `ptr` must be a block of the arena (`owns(ptr)`).
 pub unsafe fn size_of(ptr: *mut libc::c_void) -> usize {
-    (ptr as *const usize).sub(1).read()
+    // SAFETY: a block of the arena is preceded by its size field, written by `allocate` (aligned,
+    // inside the arena).
+    unsafe { (ptr as *const usize).sub(1).read() }
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@
 //!   to, and whether the hooks are in use at all), `arena` (memory while that allocator is looked up),
 //!   `tls` (per-thread state), `clock`.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod arena;
 mod buffer;
 mod capture_fd;

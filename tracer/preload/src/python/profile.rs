@@ -45,6 +45,10 @@ fn code_of(api: &capi::Api, frame: *mut PyObject) -> usize {
 
 /// The profile function: push on call, pop on return, nothing for the other events; and the
 /// program's own function, when it has one, on every event.
+///
+/// # Safety
+/// Called by CPython as a profile function (`Py_tracefunc`): with the GIL held, on the thread the
+/// event is for, `frame` its live frame object, `obj` the object installed with the function.
 pub unsafe extern "C" fn profile_function(
     obj: *mut PyObject,
     frame: *mut PyObject,
@@ -76,7 +80,8 @@ pub unsafe extern "C" fn profile_function(
     if chained == 0 && !resync {
         return 0;
     }
-    chained_event(api, obj, frame, what, arg, recording, chained, resync, code)
+    // SAFETY: CPython's call (the contract), passed on.
+    unsafe { chained_event(api, obj, frame, what, arg, recording, chained, resync, code) }
 }
 
 /// A call or return on the shadow stack.
@@ -93,6 +98,10 @@ fn apply(shadow: &mut Vec<ShadowFrame>, what: c_int, frame: usize, code: usize) 
 
 /// The rest of [`profile_function`] when the program has a function of its own or the shadow stack
 /// must be rebuilt.
+///
+/// # Safety
+/// As [`profile_function`], whose arguments these are; `chained` is 0 or the program's own profile
+/// function, found in the thread state's `c_profilefunc`.
 #[cold]
 #[allow(clippy::too_many_arguments)]
 unsafe fn chained_event(
@@ -108,7 +117,8 @@ unsafe fn chained_event(
 ) -> c_int {
     if recording && resync {
         // Rebuilt outside the tracer's guard: materialising frame objects allocates.
-        let frames = running_frames(api);
+        // SAFETY: the GIL is held (the contract).
+        let frames = unsafe { running_frames(api) };
         track::with_buffer(|b| {
             let py = &mut b.python().shadow;
             py.frames = frames;
@@ -133,8 +143,10 @@ unsafe fn chained_event(
         track::with_buffer(|b| b.python().shadow.in_chained = true);
         // SAFETY: `chained` is the function the program installed, called as CPython would have
         // called it, with the object the program installed it with.
-        let f: ProfileFunc = std::mem::transmute(chained);
-        rc = f(obj, frame, what, arg);
+        rc = unsafe {
+            let f: ProfileFunc = std::mem::transmute(chained);
+            f(obj, frame, what, arg)
+        };
         track::with_buffer(|b| {
             let py = &mut b.python().shadow;
             py.in_chained = false;
@@ -157,31 +169,35 @@ unsafe fn chained_event(
 /// # Safety
 /// The caller holds the GIL.
 pub unsafe fn take_over(api: &capi::Api) {
-    let (func_slot, obj_slot) = (
-        PROFILE_FUNC_SLOT.load(Relaxed),
-        PROFILE_OBJ_SLOT.load(Relaxed),
-    );
-    let tstate = (api.gilstate_this_thread)() as usize;
-    if func_slot == 0 || tstate == 0 {
-        install(api, Threads::This);
-        return;
+    // SAFETY: the GIL is held (the contract); the slots are offsets in the thread state found by
+    // `find_profile_slots`, read on this thread's live state.
+    unsafe {
+        let (func_slot, obj_slot) = (
+            PROFILE_FUNC_SLOT.load(Relaxed),
+            PROFILE_OBJ_SLOT.load(Relaxed),
+        );
+        let tstate = (api.gilstate_this_thread)() as usize;
+        if func_slot == 0 || tstate == 0 {
+            install(api, Threads::This);
+            return;
+        }
+        let func = ((tstate + func_slot) as *const usize).read();
+        let ours = profile_function as ProfileFunc as usize;
+        if func == ours {
+            return;
+        }
+        if func == 0 {
+            track::with_buffer(|b| b.python().shadow.chained = 0);
+            install(api, Threads::This);
+            return;
+        }
+        let obj = ((tstate + obj_slot) as *const *mut PyObject).read();
+        track::with_buffer(|b| b.python().shadow.chained = func);
+        ANY_CHAINED.store(true, Relaxed);
+        // PyEval_SetProfile takes a reference to `obj` before dropping the one it held: the program's
+        // object stays alive.
+        (api.set_profile)(Some(profile_function), obj);
     }
-    let func = ((tstate + func_slot) as *const usize).read();
-    let ours = profile_function as ProfileFunc as usize;
-    if func == ours {
-        return;
-    }
-    if func == 0 {
-        track::with_buffer(|b| b.python().shadow.chained = 0);
-        install(api, Threads::This);
-        return;
-    }
-    let obj = ((tstate + obj_slot) as *const *mut PyObject).read();
-    track::with_buffer(|b| b.python().shadow.chained = func);
-    ANY_CHAINED.store(true, Relaxed);
-    // PyEval_SetProfile takes a reference to `obj` before dropping the one it held: the program's
-    // object stays alive.
-    (api.set_profile)(Some(profile_function), obj);
 }
 
 /// Finds where the thread state keeps the profile function and its object, by installing a marker
@@ -191,41 +207,47 @@ pub unsafe fn take_over(api: &capi::Api) {
 /// # Safety
 /// The caller holds the GIL; `marker_obj` is a live object (the bootstrap's frame).
 pub unsafe fn find_profile_slots(api: &capi::Api, marker_obj: *mut PyObject) {
-    unsafe extern "C" fn marker(
-        _: *mut PyObject,
-        _: *mut PyObject,
-        _: c_int,
-        _: *mut PyObject,
-    ) -> c_int {
-        0
-    }
-    let tstate = (api.gilstate_this_thread)() as usize;
-    if tstate == 0 || marker_obj.is_null() {
-        return;
-    }
-    (api.set_profile)(Some(marker), marker_obj);
-    let words = tstate as *const usize;
-    let find = |value: usize| {
-        (0..128)
-            .find(|&i| words.add(i).read() == value)
-            .map(|i| i * 8)
-    };
-    if let (Some(func), Some(obj)) = (
-        find(marker as ProfileFunc as usize),
-        find(marker_obj as usize),
-    ) {
-        // `int tracing` comes shortly before `c_profilefunc` in 3.11 to 3.15 (then `what_event`, the
-        // current frame or CFrame pointer, and in 3.15 more fields). The candidates that read 0 here, outside any event, are
-        // kept; the first return event picks the one that reads 1 (`verify_tracing_slot`).
-        let mut zero = 0u16;
-        for (i, back) in shadow::TRACING_CANDIDATES.iter().enumerate() {
-            if func >= *back && ((tstate + func - back) as *const i32).read() == 0 {
-                zero |= 1 << i;
-            }
+    // SAFETY: the GIL is held (the contract), so this thread's state is live and ours to read; the
+    // scan stays within its first 128 words (a thread state is larger); `marker_obj` is live.
+    unsafe {
+        /// # Safety
+        /// None: it does nothing (CPython calls it as a profile function, with the GIL held).
+        unsafe extern "C" fn marker(
+            _: *mut PyObject,
+            _: *mut PyObject,
+            _: c_int,
+            _: *mut PyObject,
+        ) -> c_int {
+            0
         }
-        shadow::set_slots(func, obj, zero);
+        let tstate = (api.gilstate_this_thread)() as usize;
+        if tstate == 0 || marker_obj.is_null() {
+            return;
+        }
+        (api.set_profile)(Some(marker), marker_obj);
+        let words = tstate as *const usize;
+        let find = |value: usize| {
+            (0..128)
+                .find(|&i| words.add(i).read() == value)
+                .map(|i| i * 8)
+        };
+        if let (Some(func), Some(obj)) = (
+            find(marker as ProfileFunc as usize),
+            find(marker_obj as usize),
+        ) {
+            // `int tracing` comes shortly before `c_profilefunc` in 3.11 to 3.15 (then `what_event`, the
+            // current frame or CFrame pointer, and in 3.15 more fields). The candidates that read 0 here, outside any event, are
+            // kept; the first return event picks the one that reads 1 (`verify_tracing_slot`).
+            let mut zero = 0u16;
+            for (i, back) in shadow::TRACING_CANDIDATES.iter().enumerate() {
+                if func >= *back && ((tstate + func - back) as *const i32).read() == 0 {
+                    zero |= 1 << i;
+                }
+            }
+            shadow::set_slots(func, obj, zero);
+        }
+        (api.set_profile)(None, std::ptr::null_mut());
     }
-    (api.set_profile)(None, std::ptr::null_mut());
 }
 
 /// `sys.setprofile`, as the program sees it: CPython's installs the program's function, then the
@@ -234,22 +256,26 @@ pub unsafe fn find_profile_slots(api: &capi::Api, marker_obj: *mut PyObject) {
 /// # Safety
 /// Called by the interpreter with the GIL held.
 pub unsafe extern "C" fn setprofile(_sys: *mut PyObject, func: *mut PyObject) -> *mut PyObject {
-    let Some(api) = capi::loaded() else {
-        return std::ptr::null_mut();
-    };
-    let original = ORIGINAL_SETPROFILE.load(Relaxed);
-    let mut had_one = false;
-    track::with_buffer(|b| had_one = b.python().shadow.chained != 0);
-    let result = (api.call_function_obj_args)(original, func, std::ptr::null_mut::<PyObject>());
-    if result.is_null() {
-        return result;
+    // SAFETY: called by the interpreter with the GIL held (the contract); `original` is CPython's
+    // `sys.setprofile`, kept alive for ever by `wrap_sys_setprofile`.
+    unsafe {
+        let Some(api) = capi::loaded() else {
+            return std::ptr::null_mut();
+        };
+        let original = ORIGINAL_SETPROFILE.load(Relaxed);
+        let mut had_one = false;
+        track::with_buffer(|b| had_one = b.python().shadow.chained != 0);
+        let result = (api.call_function_obj_args)(original, func, std::ptr::null_mut::<PyObject>());
+        if result.is_null() {
+            return result;
+        }
+        take_over(api);
+        track::with_buffer(|b| {
+            let py = &mut b.python().shadow;
+            py.skip_c_return = !had_one && py.chained != 0;
+        });
+        result
     }
-    take_over(api);
-    track::with_buffer(|b| {
-        let py = &mut b.python().shadow;
-        py.skip_c_return = !had_one && py.chained != 0;
-    });
-    result
 }
 
 /// Replaces `sys.setprofile` with [`setprofile`], a function of the `sys` module named the same.
@@ -258,24 +284,28 @@ pub unsafe extern "C" fn setprofile(_sys: *mut PyObject, func: *mut PyObject) ->
 /// The caller holds the GIL; `sys` is the `sys` module; `def` is a `PyMethodDef` for
 /// [`setprofile`] that lives for ever.
 pub unsafe fn wrap_sys_setprofile(api: &capi::Api, sys: *mut PyObject, def: *mut c_void) -> bool {
-    let original = (api.get_attr_string)(sys, c"setprofile".as_ptr());
-    if original.is_null() {
-        return false;
+    // SAFETY: the GIL is held and `sys` is the sys module (the contract); every object made here is
+    // released or kept as the comments say.
+    unsafe {
+        let original = (api.get_attr_string)(sys, c"setprofile".as_ptr());
+        if original.is_null() {
+            return false;
+        }
+        let module_name = (api.unicode_from_string)(c"sys".as_ptr());
+        let wrapper = (api.cfunction_new_ex)(def, sys, module_name);
+        if !module_name.is_null() {
+            (api.decref)(module_name);
+        }
+        if wrapper.is_null() {
+            (api.decref)(original);
+            return false;
+        }
+        ORIGINAL_SETPROFILE.store(original, Relaxed); // kept for ever
+        WRAPPER.store(wrapper, Relaxed); // sys keeps it alive
+        let ok = (api.set_attr_string)(sys, c"setprofile".as_ptr(), wrapper) == 0;
+        (api.decref)(wrapper);
+        ok
     }
-    let module_name = (api.unicode_from_string)(c"sys".as_ptr());
-    let wrapper = (api.cfunction_new_ex)(def, sys, module_name);
-    if !module_name.is_null() {
-        (api.decref)(module_name);
-    }
-    if wrapper.is_null() {
-        (api.decref)(original);
-        return false;
-    }
-    ORIGINAL_SETPROFILE.store(original, Relaxed); // kept for ever
-    WRAPPER.store(wrapper, Relaxed); // sys keeps it alive
-    let ok = (api.set_attr_string)(sys, c"setprofile".as_ptr(), wrapper) == 0;
-    (api.decref)(wrapper);
-    ok
 }
 
 /// Pops `frame`, and whatever is above it; a frame the stack never saw (entered before tracing
@@ -291,22 +321,26 @@ fn pop(shadow: &mut Vec<ShadowFrame>, frame: usize) {
 /// # Safety
 /// The caller holds the GIL.
 unsafe fn running_frames(api: &capi::Api) -> Vec<ShadowFrame> {
-    let mut frames = Vec::new();
-    let mut frame = (api.eval_get_frame)();
-    if !frame.is_null() {
-        (api.incref)(frame);
+    // SAFETY: the GIL is held (the contract): the frames are this thread's, each held by a reference
+    // from `PyEval_GetFrame`/`PyFrame_GetBack` while it is read.
+    unsafe {
+        let mut frames = Vec::new();
+        let mut frame = (api.eval_get_frame)();
+        if !frame.is_null() {
+            (api.incref)(frame);
+        }
+        while !frame.is_null() {
+            frames.push(ShadowFrame {
+                frame: frame as usize,
+                code: code_of(api, frame),
+            });
+            let back = (api.frame_get_back)(frame);
+            (api.decref)(frame);
+            frame = back;
+        }
+        frames.reverse();
+        frames
     }
-    while !frame.is_null() {
-        frames.push(ShadowFrame {
-            frame: frame as usize,
-            code: code_of(api, frame),
-        });
-        let back = (api.frame_get_back)(frame);
-        (api.decref)(frame);
-        frame = back;
-    }
-    frames.reverse();
-    frames
 }
 
 /// Which threads [`install`] puts the profile function on.
@@ -326,20 +360,24 @@ pub enum Threads {
 /// # Safety
 /// The caller holds the GIL.
 pub unsafe fn install(api: &capi::Api, threads: Threads) {
-    shadow::register(shadow::Entry {
-        function: profile_function,
-        take_over,
-    });
-    let frames = running_frames(api);
-    track::with_buffer(|b| {
-        let py = &mut b.python().shadow;
-        py.frames = frames;
-        py.profiling = true;
-        py.resync = false;
-        py.chained = 0;
-    });
-    match (threads, api.set_profile_all_threads) {
-        (Threads::All, Some(all)) => all(Some(profile_function), std::ptr::null_mut()),
-        _ => (api.set_profile)(Some(profile_function), std::ptr::null_mut()),
+    // SAFETY: the GIL is held (the contract); `profile_function` has the C signature of a profile
+    // function.
+    unsafe {
+        shadow::register(shadow::Entry {
+            function: profile_function,
+            take_over,
+        });
+        let frames = running_frames(api);
+        track::with_buffer(|b| {
+            let py = &mut b.python().shadow;
+            py.frames = frames;
+            py.profiling = true;
+            py.resync = false;
+            py.chained = 0;
+        });
+        match (threads, api.set_profile_all_threads) {
+            (Threads::All, Some(all)) => all(Some(profile_function), std::ptr::null_mut()),
+            _ => (api.set_profile)(Some(profile_function), std::ptr::null_mut()),
+        }
     }
 }
