@@ -16,13 +16,13 @@
 //! [`bypass`] checks the other direction at start-up: whether the process's `malloc` & co are ours at
 //! all, or another definition comes first (a library preloaded before us, or linked into the program).
 
-use std::ffi::{c_char, CStr};
+use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use libc::{c_int, c_void, off_t, size_t};
 
-use crate::arena;
+use crate::{arena, lookup};
 use crate::tls::{self, GuardAs, GUARD_ALLOCATOR, GUARD_RESOLVING};
 
 pub type Malloc = unsafe extern "C" fn(size_t) -> *mut c_void;
@@ -606,46 +606,6 @@ unsafe extern "C" fn syscall_mremap(
     }
 }
 
-/// Whether `f` is a non-PIE program's PLT entry for a function it only calls (its symbol is
-/// undefined there; the program's calls jump on to the first definition, the tracer's hook): the
-/// lookup returns that entry as the function's canonical address (Debian's static-libpython
-/// `python3.11`, say), which is no definition of the program's own.
-fn is_plt_stub(f: *mut c_void) -> bool {
-    const RTLD_DL_SYMENT: c_int = 1;
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
-    let mut sym: *const libc::Elf64_Sym = std::ptr::null();
-    // SAFETY: valid out-pointers; on success `sym` points into the object's dynamic symbol table.
-    unsafe {
-        libc::dladdr1(f, info.as_mut_ptr(), (&raw mut sym).cast(), RTLD_DL_SYMENT) != 0
-            && !sym.is_null()
-            && (*sym).st_shndx == 0 // SHN_UNDEF
-    }
-}
-
-/// The object that defines the function at `f`: a path, or `None` for the program itself.
-fn owner(f: *mut c_void) -> Option<String> {
-    const RTLD_DL_LINKMAP: c_int = 2;
-    /// The public head of glibc's `struct link_map` (`<link.h>`).
-    #[repr(C)]
-    struct LinkMap {
-        l_addr: usize,
-        l_name: *const c_char,
-    }
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
-    let mut map: *mut LinkMap = std::ptr::null_mut();
-    // SAFETY: valid out-pointers; on success `map` is the link map of a loaded object, whose name is
-    // a NUL-terminated string (empty for the program itself).
-    unsafe {
-        if libc::dladdr1(f, info.as_mut_ptr(), (&raw mut map).cast(), RTLD_DL_LINKMAP) == 0
-            || map.is_null()
-        {
-            return Some("an unknown object".into());
-        }
-        let name = CStr::from_ptr((*map).l_name).to_string_lossy();
-        (!name.is_empty()).then(|| name.into_owned())
-    }
-}
-
 fn describe(owner: &Option<String>) -> String {
     match owner {
         Some(path) => path.clone(),
@@ -668,24 +628,34 @@ const HOOKED: [&CStr; 11] = [
     c"munmap",
 ];
 
-/// Where this library is loaded. Objects are compared rather than addresses: the address of an
-/// exported hook, taken in Rust, goes through the GOT and so is whatever the lookup found.
-fn our_base() -> *mut c_void {
-    object_base(resolve_now as fn() as *mut c_void)
+/// An address inside this library, to tell its definitions from others' (the address of an exported
+/// hook, taken in Rust, goes through the GOT and so is whatever the lookup found; a private
+/// function's is not).
+fn marker() -> usize {
+    resolve_now as fn() as usize
+}
+
+/// The object a definition is in: a path, or `None` for the program itself.
+fn owner(d: &lookup::Definition) -> Option<String> {
+    (!d.path.is_empty()).then(|| d.path.clone())
 }
 
 /// Why the process's allocation functions are not our hooks, if some are not: one line naming
-/// them and what defines them instead (`malloc, free resolve to /usr/lib/…/libjemalloc.so.2 (…); …`). Reads the symbol lookup as the program's own calls see it.
+/// them and what defines them instead (`malloc, free resolve to /usr/lib/…/libjemalloc.so.2 (…); …`).
+/// Reads the symbol lookup as the program's own calls see it: the first object in the lookup order
+/// that defines each name (`lookup`; not `dlsym`, which for a non-PIE program returns the program's
+/// own PLT entry).
 pub fn bypass() -> Option<String> {
     let mut by_owner: Vec<(Option<String>, Vec<&str>)> = Vec::new();
-    let ours = our_base();
+    let ours = marker();
     for name in HOOKED {
-        // SAFETY: a NUL-terminated name.
-        let active = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-        if active.is_null() || object_base(active) == ours || is_plt_stub(active) {
+        let Some(first) = lookup::definitions(name, ours).into_iter().next() else {
+            continue;
+        };
+        if first.holds_marker {
             continue;
         }
-        let who = owner(active);
+        let who = owner(&first);
         let name = name.to_str().unwrap_or("?");
         match by_owner.iter_mut().find(|(o, _)| *o == who) {
             Some((_, names)) => names.push(name),
@@ -718,23 +688,13 @@ pub fn bypass() -> Option<String> {
     ))
 }
 
-/// The object whose `malloc` the program's calls end in: the next one after our hook, or, when the
-/// hooks are bypassed, the one that comes first.
+/// The object whose `malloc` the program's calls end in: the next definition after our hook, or,
+/// when the hooks are bypassed, the one that comes first.
 pub fn program_allocator() -> String {
-    // SAFETY: NUL-terminated names.
-    let (active, next) = unsafe {
-        (
-            libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()),
-            libc::dlsym(libc::RTLD_NEXT, c"malloc".as_ptr()),
-        )
+    let defs = lookup::definitions(c"malloc", marker());
+    let used = match defs.first() {
+        Some(first) if first.holds_marker => defs.get(1),
+        first => first,
     };
-    let f = if object_base(active) == our_base() {
-        next
-    } else {
-        active
-    };
-    if f.is_null() {
-        return String::new();
-    }
-    describe(&owner(f))
+    used.map_or_else(String::new, |d| describe(&owner(d)))
 }

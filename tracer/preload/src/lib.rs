@@ -19,7 +19,8 @@
 //! - the writer: `writer` (queue, file, exit, fork), `capture_fd` (the capture's descriptor);
 //! - shared: `state`, `config`, `counters` (the end record's counters), `sync` (locks),
 //!   `libc_alloc` (the library's own allocator: glibc's), `forward` (the allocator the hooks forward
-//!   to, and whether the hooks are in use at all), `arena` (memory while that allocator is looked up),
+//!   to, and whether the hooks are in use at all), `lookup` (which objects define a symbol, in the
+//!   dynamic linker's order), `arena` (memory while that allocator is looked up),
 //!   `tls` (per-thread state), `clock`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -36,6 +37,7 @@ mod hooks;
 mod inner_maps;
 mod libc_alloc;
 mod lifecycle;
+mod lookup;
 pub mod native;
 mod order;
 mod python;

@@ -38,6 +38,7 @@ const ORDER: &[&str] = &[
     "sync",
     "libc_alloc",
     "forward",
+    "lookup",
     "arena",
     "tls",
     "clock",
