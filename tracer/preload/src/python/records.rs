@@ -26,17 +26,20 @@ pub trait Sink {
     fn count_frames(&mut self, walked: u64, pushed: u64, popped: u64);
 }
 
-/// Records the calling thread's Python stack, as the difference from the one last recorded. The
-/// caller's event record (and a native stack id) fits in the room reserved with it.
+/// Where the calling thread's Python stack comes from, if allocations carry one now: the check a
+/// recorder makes before it calls [`python_stack`] (so that, on the hot path, it builds no sink when
+/// there is no stack to record).
 #[inline(always)]
-pub fn python_stack(sink: &mut impl Sink, py: &mut PyThread) {
+pub fn stack_source() -> Option<Source> {
     let source = super::source();
-    if !matches!(source, Source::Off | Source::Noop) {
-        emit_python_stack(sink, py, source);
-    }
+    (!matches!(source, Source::Off | Source::Noop)).then_some(source)
 }
 
-fn emit_python_stack(sink: &mut impl Sink, py: &mut PyThread, source: Source) {
+/// Records the calling thread's Python stack from `source` (as [`stack_source`] gave it), as the
+/// difference from the one last recorded. The caller's event record (and a native stack id) fits in
+/// the room reserved with it.
+#[inline]
+pub fn python_stack(sink: &mut impl Sink, py: &mut PyThread, source: Source) {
     let Some(layout) = super::layout() else {
         return;
     };
