@@ -16,14 +16,14 @@ use crate::{arena, forward, inner_maps, lifecycle, state, tls, track};
 #[inline(always)]
 fn on_allocation(kind: Kind, ptr: *mut c_void, size: size_t) {
     if !ptr.is_null() {
-        track::with_buffer(|b| b.allocation(kind, ptr as u64, size as u64));
+        track::with_buffer(move |b| b.allocation(kind, ptr as u64, size as u64));
     }
 }
 
 #[inline(always)]
 fn on_free(ptr: *mut c_void) {
     if !ptr.is_null() {
-        track::with_buffer(|b| b.free(Kind::Free, ptr as u64));
+        track::with_buffer(move |b| b.free(Kind::Free, ptr as u64));
     }
 }
 
@@ -43,16 +43,31 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 /// As C's `free`: `ptr` is null, a live block of the program's allocator or of the bootstrap arena.
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
-    // SAFETY: an arena block stays in the arena; any other block goes to the allocator that made it
-    // (the contract is free's).
-    unsafe {
-        // Blocks of the bootstrap arena were never recorded, and no allocator knows them.
-        if arena::owns(ptr) {
-            return;
-        }
-        on_free(ptr);
-        forward::FREE.get()(ptr)
+    // Null, and every pointer once the bootstrap arena was used, take the slow path: one compare.
+    if arena::free_is_special(ptr) {
+        // SAFETY: the caller's pointer, under free's contract.
+        return unsafe { free_special(ptr) };
     }
+    track::with_buffer(move |b| b.free(Kind::Free, ptr as u64));
+    // SAFETY: `ptr` is a live block of the program's allocator (not null, not the arena's: checked
+    // above), freed by the allocator that made it (the contract is free's).
+    unsafe { forward::FREE.get()(ptr) }
+}
+
+/// `free` of null, or of anything once the bootstrap arena was used.
+///
+/// # Safety
+/// As [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_special(ptr: *mut c_void) {
+    // Blocks of the bootstrap arena were never recorded, and no allocator knows them.
+    if arena::owns(ptr) {
+        return;
+    }
+    on_free(ptr);
+    // SAFETY: null or a block of the program's allocator, which the next `free` takes.
+    unsafe { forward::FREE.get()(ptr) }
 }
 
 /// # Safety
