@@ -103,7 +103,7 @@ pub unsafe extern "C" fn realloc(ptr: *mut c_void, size: size_t) -> *mut c_void 
             // NULL with size 0 means the block was freed; NULL otherwise means failure (old block kept).
             if !new.is_null() || (size == 0 && !ptr.is_null()) {
                 let size = if new.is_null() { 0 } else { size as u64 };
-                track::with_buffer(|b| {
+                track::with_buffer(move |b| {
                     b.realloc(Kind::Realloc, epoch, ptr as u64, new as u64, size)
                 });
             }
@@ -267,7 +267,7 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
     // SAFETY: forwarded unchanged to the next `munmap` or the system call (the contract is its own).
     unsafe {
         if tls::guard() != tls::GUARD_ALLOCATOR && !inner_maps::forget(addr as usize) {
-            track::with_buffer(|b| b.munmap(addr as u64, len as u64));
+            track::with_buffer(move |b| b.munmap(addr as u64, len as u64));
         }
         forward::MUNMAP.get()(addr, len)
     }
@@ -291,7 +291,7 @@ pub unsafe extern "C" fn mremap(
     unsafe {
         let ptr = forward::MREMAP.get()(old, old_len, new_len, flags, new_addr);
         if ptr != libc::MAP_FAILED {
-            track::with_buffer(|b| {
+            track::with_buffer(move |b| {
                 b.munmap(old as u64, old_len as u64);
                 b.allocation(Kind::Mmap, ptr as u64, new_len as u64);
             });

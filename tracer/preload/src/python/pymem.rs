@@ -34,7 +34,7 @@ unsafe extern "C" fn wrapped_malloc(ctx: *mut c_void, size: usize) -> *mut c_voi
         unsafe { (o.malloc)(o.ctx, size) }
     };
     if !ptr.is_null() {
-        track::with_buffer(|b| b.allocation(Kind::PymallocMalloc, ptr as u64, size as u64));
+        track::with_buffer(move |b| b.allocation(Kind::PymallocMalloc, ptr as u64, size as u64));
     }
     ptr
 }
@@ -50,7 +50,7 @@ unsafe extern "C" fn wrapped_calloc(ctx: *mut c_void, n: usize, size: usize) -> 
         unsafe { (o.calloc)(o.ctx, n, size) }
     };
     if !ptr.is_null() {
-        track::with_buffer(|b| {
+        track::with_buffer(move |b| {
             b.allocation(
                 Kind::PymallocCalloc,
                 ptr as u64,
@@ -80,7 +80,7 @@ unsafe extern "C" fn wrapped_realloc(
         unsafe { (o.realloc)(o.ctx, old, size) }
     };
     if let (Some(epoch), false) = (epoch, new.is_null()) {
-        track::with_buffer(|b| {
+        track::with_buffer(move |b| {
             b.realloc(
                 Kind::PymallocRealloc,
                 epoch,
@@ -100,7 +100,7 @@ unsafe extern "C" fn wrapped_free(ctx: *mut c_void, ptr: *mut c_void) {
     // SAFETY: `ctx` is the context `install` set (the contract).
     let o = unsafe { original(ctx) };
     if !ptr.is_null() {
-        track::with_buffer(|b| b.free(Kind::PymallocFree, ptr as u64));
+        track::with_buffer(move |b| b.free(Kind::PymallocFree, ptr as u64));
     }
     let _guard = Guard::acquire();
     // SAFETY: the replaced function, with its own context and the caller's block.
