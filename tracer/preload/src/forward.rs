@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use libc::{c_int, c_void, off_t, size_t};
 
-use crate::{arena, lookup};
 use crate::tls::{self, GuardAs, GUARD_ALLOCATOR, GUARD_RESOLVING};
+use crate::{arena, lookup};
 
 pub type Malloc = unsafe extern "C" fn(size_t) -> *mut c_void;
 pub type Calloc = unsafe extern "C" fn(size_t, size_t) -> *mut c_void;

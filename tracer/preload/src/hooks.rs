@@ -49,8 +49,9 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
         return unsafe { free_special(ptr) };
     }
     track::with_buffer(move |b| b.free(Kind::Free, ptr as u64));
-    // SAFETY: `ptr` is a live block of the program's allocator (not null, not the arena's: checked
-    // above), freed by the allocator that made it (the contract is free's).
+    // SAFETY: `ptr` is a live block of the program's allocator: not null, and not the arena's (no
+    // arena block exists while the bound is 1: `arena::allocate` raises it before handing one out),
+    // freed by the allocator that made it (the contract is free's).
     unsafe { forward::FREE.get()(ptr) }
 }
 

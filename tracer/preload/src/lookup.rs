@@ -33,11 +33,7 @@ pub fn definitions(name: &CStr, marker: usize) -> Vec<Definition> {
     }
     /// # Safety
     /// Called by `dl_iterate_phdr`: `info` describes a loaded object, `data` is the `Search` below.
-    unsafe extern "C" fn each(
-        info: *mut libc::dl_phdr_info,
-        _: usize,
-        data: *mut c_void,
-    ) -> c_int {
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
         // SAFETY: the contract: `data` is the `Search` passed below, `info` the loader's.
         let (search, info) = unsafe { (&mut *(data as *mut Search), &*info) };
         // SAFETY: `info` is a loaded object's, with `dlpi_phnum` program headers.
@@ -90,7 +86,8 @@ unsafe fn contains(info: &libc::dl_phdr_info, address: usize) -> bool {
     // SAFETY: the contract.
     unsafe { headers(info) }.iter().any(|ph| {
         let start = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
-        ph.p_type == libc::PT_LOAD && (start..start.wrapping_add(ph.p_memsz as usize)).contains(&address)
+        ph.p_type == libc::PT_LOAD
+            && (start..start.wrapping_add(ph.p_memsz as usize)).contains(&address)
     })
 }
 
@@ -188,9 +185,9 @@ unsafe fn gnu_lookup(
     name: &[u8],
     matching: impl Fn(usize) -> Option<usize>,
 ) -> Option<usize> {
-    let hash = name
-        .iter()
-        .fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(u32::from(c)));
+    let hash = name.iter().fold(5381u32, |h, &c| {
+        h.wrapping_mul(33).wrapping_add(u32::from(c))
+    });
     let words = table as *const u32;
     // SAFETY: the table's header (nbuckets, symoffset, bloom words, bloom shift), then the bloom
     // filter (64-bit words), the buckets and the chain, as the format lays them out.

@@ -331,7 +331,8 @@ const METH_O: c_int = 8;
 const PYTHON_API_VERSION: c_int = 1013;
 
 /// # Safety
-/// Called by CPython as a method of `_alloc_tracer` (`METH_O`: `frame` is the bootstrap's live frame), with the GIL held.
+/// Called by CPython as a method of `_alloc_tracer` (`METH_O`: `frame` is the bootstrap's live
+/// frame), with the GIL held.
 unsafe extern "C" fn start(_module: *mut PyObject, frame: *mut PyObject) -> *mut PyObject {
     // SAFETY: called by CPython with the GIL held (the contract); the result is a new reference.
     unsafe {
@@ -350,8 +351,8 @@ unsafe extern "C" fn start(_module: *mut PyObject, frame: *mut PyObject) -> *mut
 }
 
 /// # Safety
-/// Called by CPython as a method of `_alloc_tracer` (`METH_VARARGS`: `args` is the live tuple (frame, event, arg) of a
-/// profile call), with the GIL held.
+/// Called by CPython as a method of `_alloc_tracer` (`METH_VARARGS`: `args` is the live tuple
+/// (frame, event, arg) of a profile call), with the GIL held.
 unsafe extern "C" fn thread_trampoline(
     _module: *mut PyObject,
     args: *mut PyObject,
@@ -392,7 +393,8 @@ static THREAD_HOOK: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
 /// `set_thread_profile(func)`: `threading.setprofile` as the program sees it.
 ///
 /// # Safety
-/// Called by CPython as a method of `_alloc_tracer` (`METH_O`: `func` is a live object), with the GIL held.
+/// Called by CPython as a method of `_alloc_tracer` (`METH_O`: `func` is a live object), with the
+/// GIL held.
 unsafe extern "C" fn set_thread_profile(
     _module: *mut PyObject,
     func: *mut PyObject,
@@ -438,7 +440,8 @@ unsafe extern "C" fn thread_profile(_module: *mut PyObject, _: *mut PyObject) ->
 /// `wrap_sys(sys)`: replaces `sys.setprofile` with the tracer's (see `profile.rs`).
 ///
 /// # Safety
-/// Called by CPython as a method of `_alloc_tracer` (`METH_O`: `sys` is the sys module), with the GIL held.
+/// Called by CPython as a method of `_alloc_tracer` (`METH_O`: `sys` is the sys module), with the
+/// GIL held.
 unsafe extern "C" fn wrap_sys(_module: *mut PyObject, sys: *mut PyObject) -> *mut PyObject {
     // SAFETY: called by CPython with the GIL held (the contract); `SETPROFILE` is a static
     // `PyMethodDef`, which lives for ever.
