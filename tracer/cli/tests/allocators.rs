@@ -264,3 +264,108 @@ fn a_statically_linked_program_is_named_when_no_capture_appears() {
     );
     assert!(!cap.exists());
 }
+
+/// Whether `exe` is a non-PIE executable (ELF type `ET_EXEC`).
+fn is_non_pie(exe: &Path) -> bool {
+    let bytes = std::fs::read(exe).unwrap();
+    bytes.len() > 18 && bytes[..4] == *b"\x7fELF" && u16::from_le_bytes([bytes[16], bytes[17]]) == 2
+}
+
+/// Whether `exe`'s dynamic symbol `malloc` is undefined with a value: its PLT entry is the
+/// function's canonical address (`readelf --dyn-syms`: `UND` with a non-zero address).
+fn malloc_has_canonical_plt_entry(exe: &Path) -> bool {
+    let out = std::process::Command::new("readelf")
+        .args(["--dyn-syms", "-W"])
+        .arg(exe)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 8
+            && f[7].split('@').next() == Some("malloc")
+            && f[6] == "UND"
+            && u64::from_str_radix(f[1], 16).is_ok_and(|v| v != 0)
+    })
+}
+
+/// A non-PIE program's calls go through its PLT entry for `malloc`, which is also the address the
+/// dynamic linker gives for the name (its canonical address): the check looks past that entry, to the
+/// definition the lookup order reaches. Debian's `python3.11` and a C program built `-no-pie`, with
+/// jemalloc before the tracer (bypassed, said once) and after it (in use, nothing said).
+#[test]
+fn a_non_pie_program_is_checked_past_its_plt_entries() {
+    let (name, file) = ALLOCATORS[0];
+    let dir = test_dir("allocator_non_pie");
+    let programs = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs");
+    let c = compile(
+        &dir,
+        "known_sequence",
+        &[
+            "-no-pie",
+            "-DALLOCATOR_PROBE",
+            programs.join("allocator_probe.c").to_str().unwrap(),
+            programs.join("malloc_address.c").to_str().unwrap(),
+        ],
+    );
+    let python = PathBuf::from("/usr/bin/python3.11");
+    assert!(
+        python.is_file(),
+        "Debian's python3.11 missing (apt-get install python3.11)"
+    );
+    let probe_script = script("allocator_probe.py");
+    for (exe, args) in [(c, vec![]), (python, vec![probe_script.as_os_str()])] {
+        let is_c = args.is_empty();
+        assert!(is_non_pie(&exe), "{} is a PIE", exe.display());
+        assert!(
+            malloc_has_canonical_plt_entry(&exe),
+            "{}: malloc has no canonical PLT entry",
+            exe.display()
+        );
+        for jemalloc_first in [true, false] {
+            let what = format!("{} with jemalloc first: {jemalloc_first}", exe.display());
+            let cap = dir.join(format!("cap-{}-{jemalloc_first}.bin", is_c));
+            let (allocator, tracer) = (allocator_library(file), library());
+            let (a, b) = if jemalloc_first {
+                (&allocator, &tracer)
+            } else {
+                (&tracer, &allocator)
+            };
+            let out = expect_code(
+                std::process::Command::new(&exe)
+                    .args(&args)
+                    .env("LD_PRELOAD", format!("{}:{}", a.display(), b.display()))
+                    .env("TRACER_OUTPUT", &cap),
+                0,
+            );
+            assert_eq!(probe_line(&out.stdout).allocator, name, "{what}");
+            let warned = bypass_lines(&out.stderr);
+            let s = stats_json(&cap);
+            let bypassed = s["header"]["hooks_bypassed"].as_str().unwrap();
+            if jemalloc_first {
+                assert_eq!(warned.len(), 1, "{what}: {warned:?}");
+                assert!(
+                    warned[0].starts_with("tracer: hooks bypassed: malloc, free")
+                        && warned[0].contains(file),
+                    "{what}: {warned:?}"
+                );
+                assert!(bypassed.contains(file), "{what}: {bypassed}");
+                if is_c {
+                    assert_eq!(s["allocations"], 0, "{what}: nothing reached the hooks");
+                }
+            } else {
+                assert!(warned.is_empty(), "{what}: {warned:?}");
+                assert_eq!(bypassed, "", "{what}");
+                assert!(
+                    s["header"]["allocator"].as_str().unwrap().ends_with(file),
+                    "{what}: {}",
+                    s["header"]
+                );
+                if is_c {
+                    assert_known_sequence(&s);
+                } else {
+                    assert!(s["allocations"].as_u64().unwrap() >= 100, "{what}: {s}");
+                }
+            }
+        }
+    }
+}

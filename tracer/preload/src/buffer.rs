@@ -89,19 +89,39 @@ impl ThreadBuffer {
         }
     }
 
-    /// Records the calling thread's Python stack (see `python::records`).
+    /// Records the calling thread's Python stack (see `python::records`). The sink is made only when
+    /// there is a stack to record, out of line: on the hot path nothing is put on the stack for it.
     #[inline(always)]
     fn python_stack(&mut self) {
+        if let Some(source) = python::records::stack_source() {
+            self.emit_python_stack(source);
+        }
+    }
+
+    #[inline(never)]
+    fn emit_python_stack(&mut self, source: python::Source) {
         let mut out = Out {
             shared: &self.shared,
             local: &mut self.local,
         };
-        python::records::python_stack(&mut out, &mut self.py);
+        python::records::python_stack(&mut out, &mut self.py, source);
     }
 
+    /// Room for `n` more bytes (see [`Out::reserve`]); the chunk is handed over out of line, so the
+    /// hot path tests the room and builds no `Out`.
     #[inline(always)]
     fn reserve(&mut self, n: usize) -> bool {
-        self.out().reserve(n)
+        if self.local.pos + n > self.local.chunk.len() {
+            self.rotate();
+            return true;
+        }
+        false
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rotate(&mut self) {
+        self.out().rotate();
     }
 
     #[inline(always)]

@@ -74,16 +74,24 @@ fn vacate(fd: c_int) {
 }
 
 /// `close` of the capture's descriptor fails as it would untraced (nothing open there).
+///
+/// # Safety
+/// As `close(2)`: any number may be passed, but closing a descriptor that another part of the
+/// program still uses is the caller's responsibility.
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     if fd >= 0 && fd == capture_fd() {
-        *libc::__errno_location() = libc::EBADF;
+        // SAFETY: __errno_location returns this thread's errno, always valid to write.
+        unsafe { *libc::__errno_location() = libc::EBADF };
         return -1;
     }
     real_close(fd)
 }
 
 /// Closes `first..=last` around the capture's descriptor.
+///
+/// # Safety
+/// As `close_range(2)`: the caller owns the descriptors it closes.
 #[no_mangle]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     let cap = capture_fd();
@@ -102,6 +110,9 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
 }
 
 /// glibc's `closefrom` calls `close_range` internally (no hook sees that call): split it here.
+///
+/// # Safety
+/// As `closefrom(3)`: the caller owns the descriptors it closes.
 #[no_mangle]
 pub unsafe extern "C" fn closefrom(lowfd: c_int) {
     let cap = capture_fd();
@@ -111,42 +122,56 @@ pub unsafe extern "C" fn closefrom(lowfd: c_int) {
                 real_close_range(lowfd.max(0) as c_uint, c_uint::MAX, 0);
             }
             f => {
-                // SAFETY: `f` is the next `closefrom`, with its C signature.
-                let f: unsafe extern "C" fn(c_int) = std::mem::transmute(f);
-                f(lowfd)
+                // SAFETY: `f` is the next `closefrom`, with its C signature; the caller's argument is
+                // forwarded unchanged, under the caller's contract.
+                unsafe {
+                    let f: unsafe extern "C" fn(c_int) = std::mem::transmute(f);
+                    f(lowfd)
+                }
             }
         }
         return;
     }
-    close_range(lowfd.max(0) as c_uint, c_uint::MAX, 0);
+    // SAFETY: the caller's contract (it owns the descriptors from `lowfd` on).
+    unsafe { close_range(lowfd.max(0) as c_uint, c_uint::MAX, 0) };
 }
 
+/// `dup2` onto the capture's descriptor moves the capture out of the way first.
+///
+/// # Safety
+/// As `dup2(2)`: the caller owns `new`, which is closed if open.
 #[no_mangle]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     if old != new {
         vacate(new);
     }
     match next_symbol(&REAL_DUP2, c"dup2") {
-        0 => libc::syscall(libc::SYS_dup2, old, new) as c_int,
-        f => {
-            // SAFETY: `f` is the next `dup2`, with its C signature.
+        // SAFETY: the system call takes plain numbers; the caller owns `new`.
+        0 => unsafe { libc::syscall(libc::SYS_dup2, old, new) as c_int },
+        // SAFETY: `f` is the next `dup2`, with its C signature; arguments forwarded unchanged.
+        f => unsafe {
             let f: unsafe extern "C" fn(c_int, c_int) -> c_int = std::mem::transmute(f);
             f(old, new)
-        }
+        },
     }
 }
 
+/// `dup3` onto the capture's descriptor moves the capture out of the way first.
+///
+/// # Safety
+/// As `dup3(2)`: the caller owns `new`, which is closed if open.
 #[no_mangle]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     if old != new {
         vacate(new);
     }
     match next_symbol(&REAL_DUP3, c"dup3") {
-        0 => libc::syscall(libc::SYS_dup3, old, new, flags) as c_int,
-        f => {
-            // SAFETY: `f` is the next `dup3`, with its C signature.
+        // SAFETY: the system call takes plain numbers; the caller owns `new`.
+        0 => unsafe { libc::syscall(libc::SYS_dup3, old, new, flags) as c_int },
+        // SAFETY: `f` is the next `dup3`, with its C signature; arguments forwarded unchanged.
+        f => unsafe {
             let f: unsafe extern "C" fn(c_int, c_int, c_int) -> c_int = std::mem::transmute(f);
             f(old, new, flags)
-        }
+        },
     }
 }

@@ -16,14 +16,14 @@
 //! [`bypass`] checks the other direction at start-up: whether the process's `malloc` & co are ours at
 //! all, or another definition comes first (a library preloaded before us, or linked into the program).
 
-use std::ffi::{c_char, CStr};
+use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use libc::{c_int, c_void, off_t, size_t};
 
-use crate::arena;
 use crate::tls::{self, GuardAs, GUARD_ALLOCATOR, GUARD_RESOLVING};
+use crate::{arena, lookup};
 
 pub type Malloc = unsafe extern "C" fn(size_t) -> *mut c_void;
 pub type Calloc = unsafe extern "C" fn(size_t, size_t) -> *mut c_void;
@@ -239,23 +239,34 @@ fn object_base(f: *mut c_void) -> *mut c_void {
 /// glibc's definition of `name` (of symbol version `version`), or null. A lookup by version skips the
 /// unversioned definitions of jemalloc & co; the result is checked to be in glibc all the same.
 /// (`dlsym` on glibc's link map is no way: a map loaded as a dependency has no search list.)
+///
+/// # Safety
+/// `libc` is null or glibc's base (`libc_base`); `name` and `version` name a function of glibc's.
 unsafe fn glibc(libc: *mut c_void, name: &CStr, version: &CStr) -> *mut () {
-    if libc.is_null() {
-        return std::ptr::null_mut();
+    // SAFETY: NUL-terminated names; what `dlvsym` returns is only compared, never called here.
+    unsafe {
+        if libc.is_null() {
+            return std::ptr::null_mut();
+        }
+        let f = libc::dlvsym(libc::RTLD_NEXT, name.as_ptr(), version.as_ptr());
+        if f.is_null() || object_base(f) != libc {
+            return std::ptr::null_mut();
+        }
+        f.cast()
     }
-    let f = libc::dlvsym(libc::RTLD_NEXT, name.as_ptr(), version.as_ptr());
-    if f.is_null() || object_base(f) != libc {
-        return std::ptr::null_mut();
-    }
-    f.cast()
 }
 
+/// # Safety
+/// As [`glibc`]; `fallback` is a function of the same C signature as glibc's `name`.
 unsafe fn glibc_or(libc: *mut c_void, name: &CStr, fallback: *mut ()) -> *mut () {
-    let f = glibc(libc, name, GLIBC_2_2_5);
-    if f.is_null() {
-        fallback
-    } else {
-        f
+    // SAFETY: the contract is glibc's.
+    unsafe {
+        let f = glibc(libc, name, GLIBC_2_2_5);
+        if f.is_null() {
+            fallback
+        } else {
+            f
+        }
     }
 }
 
@@ -265,6 +276,10 @@ const GLIBC_2_16: &CStr = c"GLIBC_2.16";
 
 /// Points `slot` at the next definition of `name`: glibc's directly, another allocator's through
 /// `shim` (which calls `foreign`).
+///
+/// # Safety
+/// `slot` and `foreign` are for the C function `name`; `shim` is the shim of that signature that
+/// calls `foreign`, `fallback` a function of that signature; `libc` as for [`glibc`].
 unsafe fn forward<F: Copy>(
     slot: &Slot<F>,
     foreign: &Slot<F>,
@@ -273,66 +288,95 @@ unsafe fn forward<F: Copy>(
     shim: *mut (),
     fallback: *mut (),
 ) {
-    let next: *mut () = libc::dlsym(libc::RTLD_NEXT, name.as_ptr()).cast();
-    let version = if name == c"aligned_alloc" {
-        GLIBC_2_16
-    } else {
-        GLIBC_2_2_5
-    };
-    let glibc = glibc(libc, name, version);
-    if next.is_null() || next == glibc {
-        slot.set(if glibc.is_null() { fallback } else { glibc });
-    } else {
-        foreign.set(next);
-        slot.set(shim);
+    // SAFETY: the contract: each slot gets a function of its type (the next definition of `name`,
+    // glibc's, `shim` or `fallback`).
+    unsafe {
+        let next: *mut () = libc::dlsym(libc::RTLD_NEXT, name.as_ptr()).cast();
+        let version = if name == c"aligned_alloc" {
+            GLIBC_2_16
+        } else {
+            GLIBC_2_2_5
+        };
+        let glibc = glibc(libc, name, version);
+        if next.is_null() || next == glibc {
+            slot.set(if glibc.is_null() { fallback } else { glibc });
+        } else {
+            foreign.set(next);
+            slot.set(shim);
+        }
     }
 }
 
 /// Points `slot` at the next definition of `name` unless it is glibc's (whose wrapper is the system
 /// call the slot already makes).
+///
+/// # Safety
+/// `slot` is for the C function `name`; `libc` as for [`glibc`].
 unsafe fn forward_mapping<F: Copy>(slot: &Slot<F>, name: &CStr, libc: *mut c_void) {
-    let next: *mut () = libc::dlsym(libc::RTLD_NEXT, name.as_ptr()).cast();
-    if !next.is_null() && next != glibc(libc, name, GLIBC_2_2_5) {
-        slot.set(next);
+    // SAFETY: the contract: the slot gets the next definition of `name`, of its type.
+    unsafe {
+        let next: *mut () = libc::dlsym(libc::RTLD_NEXT, name.as_ptr()).cast();
+        if !next.is_null() && next != glibc(libc, name, GLIBC_2_2_5) {
+            slot.set(next);
+        }
     }
 }
 
 // The stubs: before the lookup, run it; inside it, serve from the arena.
 
+/// # Safety
+/// As C's `malloc`: the stub is what the slot holds until the lookup has run.
 unsafe extern "C" fn stub_malloc(size: size_t) -> *mut c_void {
-    if tls::guard() == GUARD_RESOLVING {
-        return arena::allocate(size, 1);
+    // SAFETY: after the lookup the slot holds a function of its type; the contract is malloc's.
+    unsafe {
+        if tls::guard() == GUARD_RESOLVING {
+            return arena::allocate(size, 1);
+        }
+        resolve();
+        MALLOC.get()(size)
     }
-    resolve();
-    MALLOC.get()(size)
 }
 
+/// # Safety
+/// As C's `calloc`: the stub is what the slot holds until the lookup has run.
 unsafe extern "C" fn stub_calloc(n: size_t, size: size_t) -> *mut c_void {
-    if tls::guard() == GUARD_RESOLVING {
-        return n
-            .checked_mul(size)
-            .map_or(std::ptr::null_mut(), |total| arena::allocate(total, 1));
+    // SAFETY: after the lookup the slot holds a function of its type; the contract is calloc's.
+    unsafe {
+        if tls::guard() == GUARD_RESOLVING {
+            return n
+                .checked_mul(size)
+                .map_or(std::ptr::null_mut(), |total| arena::allocate(total, 1));
+        }
+        resolve();
+        CALLOC.get()(n, size)
     }
-    resolve();
-    CALLOC.get()(n, size)
 }
 
+/// # Safety
+/// As C's `realloc`: the stub is what the slot holds until the lookup has run (`ptr` as for the hook).
 unsafe extern "C" fn stub_realloc(ptr: *mut c_void, size: size_t) -> *mut c_void {
     if tls::guard() == GUARD_RESOLVING {
         let new = arena::allocate(size, 1);
         if !new.is_null() && arena::owns(ptr) {
-            std::ptr::copy_nonoverlapping(
-                ptr as *const u8,
-                new as *mut u8,
-                arena::size_of(ptr).min(size),
-            );
+            // SAFETY: `ptr` is an arena block, whose size the arena knows; `new` is a fresh block
+            // of at least `size` bytes.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    ptr as *const u8,
+                    new as *mut u8,
+                    arena::size_of(ptr).min(size),
+                )
+            };
         }
         return new;
     }
     resolve();
-    REALLOC.get()(ptr, size)
+    // SAFETY: after the lookup the slot holds a function of its type; the contract is realloc's.
+    unsafe { REALLOC.get()(ptr, size) }
 }
 
+/// # Safety
+/// As C's `free`: the stub is what the slot holds until the lookup has run (`ptr` as for the hook).
 unsafe extern "C" fn stub_free(ptr: *mut c_void) {
     // Inside the lookup, only arena blocks can exist (every earlier allocation ran the lookup first):
     // nothing to do.
@@ -340,25 +384,34 @@ unsafe extern "C" fn stub_free(ptr: *mut c_void) {
         return;
     }
     resolve();
-    FREE.get()(ptr)
+    // SAFETY: after the lookup the slot holds a function of its type; the contract is free's.
+    unsafe { FREE.get()(ptr) }
 }
 
+/// # Safety
+/// As C's `memalign`: the stub is what the slot holds until the lookup has run.
 unsafe extern "C" fn stub_memalign(align: size_t, size: size_t) -> *mut c_void {
     if tls::guard() == GUARD_RESOLVING {
         return aligned_from_arena(align, size);
     }
     resolve();
-    MEMALIGN.get()(align, size)
+    // SAFETY: after the lookup the slot holds a function of its type; the contract is memalign's.
+    unsafe { MEMALIGN.get()(align, size) }
 }
 
+/// # Safety
+/// As C's `aligned_alloc`: the stub is what the slot holds until the lookup has run.
 unsafe extern "C" fn stub_aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
     if tls::guard() == GUARD_RESOLVING {
         return aligned_from_arena(align, size);
     }
     resolve();
-    ALIGNED_ALLOC.get()(align, size)
+    // SAFETY: after the lookup the slot holds a function of its type; the contract is aligned_alloc's.
+    unsafe { ALIGNED_ALLOC.get()(align, size) }
 }
 
+/// # Safety
+/// As C's `posix_memalign`: the stub is what the slot holds until the lookup has run (`out` valid for a write).
 unsafe extern "C" fn stub_posix_memalign(
     out: *mut *mut c_void,
     align: size_t,
@@ -369,21 +422,28 @@ unsafe extern "C" fn stub_posix_memalign(
         if ptr.is_null() {
             return libc::ENOMEM;
         }
-        *out = ptr;
+        // SAFETY: `out` is valid for a write (the contract).
+        unsafe { *out = ptr };
         return 0;
     }
     resolve();
-    POSIX_MEMALIGN.get()(out, align, size)
+    // SAFETY: after the lookup the slot holds a function of its type; the contract is posix_memalign's.
+    unsafe { POSIX_MEMALIGN.get()(out, align, size) }
 }
 
+/// # Safety
+/// As C's `valloc`: the stub is what the slot holds until the lookup has run.
 unsafe extern "C" fn stub_valloc(size: size_t) -> *mut c_void {
     if tls::guard() == GUARD_RESOLVING {
         return arena::allocate(size, page_size());
     }
     resolve();
-    VALLOC.get()(size)
+    // SAFETY: after the lookup the slot holds a function of its type; the contract is valloc's.
+    unsafe { VALLOC.get()(size) }
 }
 
+/// # Safety
+/// As C's `pvalloc`: the stub is what the slot holds until the lookup has run.
 unsafe extern "C" fn stub_pvalloc(size: size_t) -> *mut c_void {
     if tls::guard() == GUARD_RESOLVING {
         let page = page_size();
@@ -392,7 +452,8 @@ unsafe extern "C" fn stub_pvalloc(size: size_t) -> *mut c_void {
             .map_or(std::ptr::null_mut(), |total| arena::allocate(total, page));
     }
     resolve();
-    PVALLOC.get()(size)
+    // SAFETY: after the lookup the slot holds a function of its type; the contract is pvalloc's.
+    unsafe { PVALLOC.get()(size) }
 }
 
 fn aligned_from_arena(align: size_t, size: size_t) -> *mut c_void {
@@ -411,32 +472,60 @@ fn page_size() -> usize {
 // The tracer's own allocator calls glibc's; the lookup never allocates through it, so these stubs
 // only run it.
 
+/// # Safety
+/// As C's `malloc`, for blocks of glibc's (the tracer's own allocator calls it).
 unsafe extern "C" fn stub_glibc_malloc(size: size_t) -> *mut c_void {
-    resolve();
-    GLIBC_MALLOC.get()(size)
+    // SAFETY: after the lookup the slot holds glibc's `malloc`; the contract is its own.
+    unsafe {
+        resolve();
+        GLIBC_MALLOC.get()(size)
+    }
 }
 
+/// # Safety
+/// As C's `calloc`, for blocks of glibc's (the tracer's own allocator calls it).
 unsafe extern "C" fn stub_glibc_calloc(n: size_t, size: size_t) -> *mut c_void {
-    resolve();
-    GLIBC_CALLOC.get()(n, size)
+    // SAFETY: after the lookup the slot holds glibc's `calloc`; the contract is its own.
+    unsafe {
+        resolve();
+        GLIBC_CALLOC.get()(n, size)
+    }
 }
 
+/// # Safety
+/// As C's `realloc`, for blocks of glibc's (the tracer's own allocator calls it).
 unsafe extern "C" fn stub_glibc_realloc(ptr: *mut c_void, size: size_t) -> *mut c_void {
-    resolve();
-    GLIBC_REALLOC.get()(ptr, size)
+    // SAFETY: after the lookup the slot holds glibc's `realloc`; the contract is its own.
+    unsafe {
+        resolve();
+        GLIBC_REALLOC.get()(ptr, size)
+    }
 }
 
+/// # Safety
+/// As C's `free`, for blocks of glibc's (the tracer's own allocator calls it).
 unsafe extern "C" fn stub_glibc_free(ptr: *mut c_void) {
-    resolve();
-    GLIBC_FREE.get()(ptr)
+    // SAFETY: after the lookup the slot holds glibc's `free`; the contract is its own.
+    unsafe {
+        resolve();
+        GLIBC_FREE.get()(ptr)
+    }
 }
 
+/// # Safety
+/// As C's `memalign`, for blocks of glibc's (the tracer's own allocator calls it).
 unsafe extern "C" fn stub_glibc_memalign(align: size_t, size: size_t) -> *mut c_void {
-    resolve();
-    GLIBC_MEMALIGN.get()(align, size)
+    // SAFETY: after the lookup the slot holds glibc's `memalign`; the contract is its own.
+    unsafe {
+        resolve();
+        GLIBC_MEMALIGN.get()(align, size)
+    }
 }
 
 /// Used only if glibc's `posix_memalign` cannot be found: what the tracer did before it forwarded.
+///
+/// # Safety
+/// As C's `posix_memalign`: `out` is valid for a write.
 unsafe extern "C" fn fallback_posix_memalign(
     out: *mut *mut c_void,
     align: size_t,
@@ -445,20 +534,26 @@ unsafe extern "C" fn fallback_posix_memalign(
     if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
-    let ptr = __libc_memalign(align, size);
+    // SAFETY: glibc's memalign takes any size, and the alignment is a power of two.
+    let ptr = unsafe { __libc_memalign(align, size) };
     if ptr.is_null() {
         return libc::ENOMEM;
     }
-    *out = ptr;
+    // SAFETY: `out` is valid for a write (the contract).
+    unsafe { *out = ptr };
     0
 }
 
 /// Defines `$name`, which calls `$foreign` with the thread marked as inside the program's allocator.
 macro_rules! in_allocator {
     ($name:ident, $foreign:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        /// # Safety
+        /// As the C function it stands for, whose next definition it calls.
         unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             let _inside = GuardAs::set(GUARD_ALLOCATOR);
-            $foreign.get()($($arg),*)
+            // SAFETY: the slot holds the next definition, of this signature; the arguments are the
+            // caller's, under its contract.
+            unsafe { $foreign.get()($($arg),*) }
         }
     };
 }
@@ -475,6 +570,8 @@ in_allocator!(shim_pvalloc, FOREIGN_PVALLOC, (size: size_t) -> *mut c_void);
 
 // glibc's mmap wrappers do nothing more than the system call on x86_64, and these need no lookup.
 
+/// # Safety
+/// As `mmap(2)`.
 unsafe extern "C" fn syscall_mmap(
     addr: *mut c_void,
     len: size_t,
@@ -483,13 +580,19 @@ unsafe extern "C" fn syscall_mmap(
     fd: c_int,
     off: off_t,
 ) -> *mut c_void {
-    libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void
+    // SAFETY: the system call with the caller's arguments (the contract is mmap's).
+    unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void }
 }
 
+/// # Safety
+/// As `munmap(2)`.
 unsafe extern "C" fn syscall_munmap(addr: *mut c_void, len: size_t) -> c_int {
-    libc::syscall(libc::SYS_munmap, addr, len) as c_int
+    // SAFETY: the system call with the caller's arguments (the contract is munmap's).
+    unsafe { libc::syscall(libc::SYS_munmap, addr, len) as c_int }
 }
 
+/// # Safety
+/// As `mremap(2)`.
 unsafe extern "C" fn syscall_mremap(
     old: *mut c_void,
     old_len: size_t,
@@ -497,46 +600,9 @@ unsafe extern "C" fn syscall_mremap(
     flags: c_int,
     new_addr: *mut c_void,
 ) -> *mut c_void {
-    libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void
-}
-
-/// Whether `f` is a non-PIE program's PLT entry for a function it only calls (its symbol is
-/// undefined there; the program's calls jump on to the first definition, the tracer's hook): the
-/// lookup returns that entry as the function's canonical address (Debian's static-libpython
-/// `python3.11`, say), which is no definition of the program's own.
-fn is_plt_stub(f: *mut c_void) -> bool {
-    const RTLD_DL_SYMENT: c_int = 1;
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
-    let mut sym: *const libc::Elf64_Sym = std::ptr::null();
-    // SAFETY: valid out-pointers; on success `sym` points into the object's dynamic symbol table.
+    // SAFETY: the system call with the caller's arguments (the contract is mremap's).
     unsafe {
-        libc::dladdr1(f, info.as_mut_ptr(), (&raw mut sym).cast(), RTLD_DL_SYMENT) != 0
-            && !sym.is_null()
-            && (*sym).st_shndx == 0 // SHN_UNDEF
-    }
-}
-
-/// The object that defines the function at `f`: a path, or `None` for the program itself.
-fn owner(f: *mut c_void) -> Option<String> {
-    const RTLD_DL_LINKMAP: c_int = 2;
-    /// The public head of glibc's `struct link_map` (`<link.h>`).
-    #[repr(C)]
-    struct LinkMap {
-        l_addr: usize,
-        l_name: *const c_char,
-    }
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
-    let mut map: *mut LinkMap = std::ptr::null_mut();
-    // SAFETY: valid out-pointers; on success `map` is the link map of a loaded object, whose name is
-    // a NUL-terminated string (empty for the program itself).
-    unsafe {
-        if libc::dladdr1(f, info.as_mut_ptr(), (&raw mut map).cast(), RTLD_DL_LINKMAP) == 0
-            || map.is_null()
-        {
-            return Some("an unknown object".into());
-        }
-        let name = CStr::from_ptr((*map).l_name).to_string_lossy();
-        (!name.is_empty()).then(|| name.into_owned())
+        libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void
     }
 }
 
@@ -562,24 +628,34 @@ const HOOKED: [&CStr; 11] = [
     c"munmap",
 ];
 
-/// Where this library is loaded. Objects are compared rather than addresses: the address of an
-/// exported hook, taken in Rust, goes through the GOT and so is whatever the lookup found.
-fn our_base() -> *mut c_void {
-    object_base(resolve_now as fn() as *mut c_void)
+/// An address inside this library, to tell its definitions from others' (the address of an exported
+/// hook, taken in Rust, goes through the GOT and so is whatever the lookup found; a private
+/// function's is not).
+fn marker() -> usize {
+    resolve_now as fn() as usize
+}
+
+/// The object a definition is in: a path, or `None` for the program itself.
+fn owner(d: &lookup::Definition) -> Option<String> {
+    (!d.path.is_empty()).then(|| d.path.clone())
 }
 
 /// Why the process's allocation functions are not our hooks, if some are not: one line naming
-/// them and what defines them instead (`malloc, free resolve to /usr/lib/…/libjemalloc.so.2 (…); …`). Reads the symbol lookup as the program's own calls see it.
+/// them and what defines them instead (`malloc, free resolve to /usr/lib/…/libjemalloc.so.2 (…); …`).
+/// Reads the symbol lookup as the program's own calls see it: the first object in the lookup order
+/// that defines each name (`lookup`; not `dlsym`, which for a non-PIE program returns the program's
+/// own PLT entry).
 pub fn bypass() -> Option<String> {
     let mut by_owner: Vec<(Option<String>, Vec<&str>)> = Vec::new();
-    let ours = our_base();
+    let ours = marker();
     for name in HOOKED {
-        // SAFETY: a NUL-terminated name.
-        let active = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-        if active.is_null() || object_base(active) == ours || is_plt_stub(active) {
+        let Some(first) = lookup::definitions(name, ours).into_iter().next() else {
+            continue;
+        };
+        if first.holds_marker {
             continue;
         }
-        let who = owner(active);
+        let who = owner(&first);
         let name = name.to_str().unwrap_or("?");
         match by_owner.iter_mut().find(|(o, _)| *o == who) {
             Some((_, names)) => names.push(name),
@@ -612,23 +688,13 @@ pub fn bypass() -> Option<String> {
     ))
 }
 
-/// The object whose `malloc` the program's calls end in: the next one after our hook, or, when the
-/// hooks are bypassed, the one that comes first.
+/// The object whose `malloc` the program's calls end in: the next definition after our hook, or,
+/// when the hooks are bypassed, the one that comes first.
 pub fn program_allocator() -> String {
-    // SAFETY: NUL-terminated names.
-    let (active, next) = unsafe {
-        (
-            libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()),
-            libc::dlsym(libc::RTLD_NEXT, c"malloc".as_ptr()),
-        )
+    let defs = lookup::definitions(c"malloc", marker());
+    let used = match defs.first() {
+        Some(first) if first.holds_marker => defs.get(1),
+        first => first,
     };
-    let f = if object_base(active) == our_base() {
-        next
-    } else {
-        active
-    };
-    if f.is_null() {
-        return String::new();
-    }
-    describe(&owner(f))
+    used.map_or_else(String::new, |d| describe(&owner(d)))
 }

@@ -12,14 +12,18 @@
 //!   (constructor, destructor, fork handlers), and in `python`: `module` (`_alloc_tracer`), `pymem`
 //!   (pymalloc wrappers), `profile` (the profile function);
 //! - the recorder: `track` (the funnel and thread lifecycle), `buffer` (a thread's chunk),
-//!   `python::records` (Python stack records), `python` (stack source, per-thread state) with `codes`,
-//!   `walk`, `layout`, `capi`, `memory`, then `native` (native stacks: unwinding, the trie, the module
+//!   `python::records` (Python stack records), `python` (stack source, per-thread state) with `shadow`
+//!   (the profile source's shadow stack, as the recorder reads it), `codes`, `walk`, `layout`, `capi`,
+//!   `memory`, then `native` (native stacks: unwinding, the trie, the module
 //!   map), `order` (cross-thread order), `inner_maps` (mmaps made inside the allocator);
 //! - the writer: `writer` (queue, file, exit, fork), `capture_fd` (the capture's descriptor);
 //! - shared: `state`, `config`, `counters` (the end record's counters), `sync` (locks),
 //!   `libc_alloc` (the library's own allocator: glibc's), `forward` (the allocator the hooks forward
-//!   to, and whether the hooks are in use at all), `arena` (memory while that allocator is looked up),
+//!   to, and whether the hooks are in use at all), `lookup` (which objects define a symbol, in the
+//!   dynamic linker's order), `arena` (memory while that allocator is looked up),
 //!   `tls` (per-thread state), `clock`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod arena;
 mod buffer;
@@ -33,6 +37,7 @@ mod hooks;
 mod inner_maps;
 mod libc_alloc;
 mod lifecycle;
+mod lookup;
 pub mod native;
 mod order;
 mod python;

@@ -88,8 +88,13 @@ extern "C" {
     fn backtrace(buffer: *mut *mut c_void, size: c_int) -> c_int;
 }
 
+/// glibc's `backtrace`, as a [`Backtrace`].
+///
+/// # Safety
+/// `buffer` has room for `size` pointers.
 unsafe extern "C" fn glibc_backtrace(buffer: *mut *mut c_void, size: c_int) -> c_int {
-    backtrace(buffer, size)
+    // SAFETY: the contract is backtrace's.
+    unsafe { backtrace(buffer, size) }
 }
 
 /// `unw_backtrace` from libunwind 1.x, set to cache unwind information per thread.
@@ -321,13 +326,17 @@ impl Modules {
 
 /// The loader's counts of objects loaded and unloaded so far.
 fn loader_counts() -> (u64, u64) {
+    /// # Safety
+    /// Called by `dl_iterate_phdr`: `info` is valid for `size` bytes, `data` is the counts below.
     unsafe extern "C" fn first(
         info: *mut libc::dl_phdr_info,
         size: usize,
         data: *mut c_void,
     ) -> c_int {
         if size >= std::mem::size_of::<libc::dl_phdr_info>() {
-            *(data as *mut (u64, u64)) = ((*info).dlpi_adds, (*info).dlpi_subs);
+            // SAFETY: `info` holds the counts (it is as large as the struct), `data` is the live local
+            // `counts` (the contract).
+            unsafe { *(data as *mut (u64, u64)) = ((*info).dlpi_adds, (*info).dlpi_subs) };
         }
         1
     }
@@ -346,20 +355,24 @@ struct Scan {
 
 /// Reads every executable segment of every loaded object.
 fn scan_modules() -> Scan {
+    /// # Safety
+    /// Called by `dl_iterate_phdr`: `info` is a live `dl_phdr_info` (its counts only when `size`
+    /// covers them), `data` the `Scan` below.
     unsafe extern "C" fn each(
         info: *mut libc::dl_phdr_info,
         size: usize,
         data: *mut c_void,
     ) -> c_int {
-        let scan = &mut *(data as *mut Scan);
-        let info = &*info;
+        // SAFETY: the contract: `data` is the `Scan` passed below, `info` the loader's.
+        let (scan, info) = unsafe { (&mut *(data as *mut Scan), &*info) };
         if size >= std::mem::size_of::<libc::dl_phdr_info>() {
             scan.counts = (info.dlpi_adds, info.dlpi_subs);
         }
         let name = if info.dlpi_name.is_null() {
             String::new()
         } else {
-            CStr::from_ptr(info.dlpi_name)
+            // SAFETY: a non-null `dlpi_name` is a NUL-terminated string.
+            unsafe { CStr::from_ptr(info.dlpi_name) }
                 .to_string_lossy()
                 .into_owned()
         };
@@ -369,7 +382,8 @@ fn scan_modules() -> Scan {
             name
         };
         for i in 0..usize::from(info.dlpi_phnum) {
-            let ph = &*info.dlpi_phdr.add(i);
+            // SAFETY: `dlpi_phdr` has `dlpi_phnum` entries.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
             if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
                 let start = info.dlpi_addr.wrapping_add(ph.p_vaddr);
                 scan.found.push(ModuleSegment {
@@ -424,12 +438,15 @@ fn find_self() {
         lo: u64,
         hi: u64,
     }
+    /// # Safety
+    /// Called by `dl_iterate_phdr`: `info` is a live `dl_phdr_info`, `data` the `Range` below.
     unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
-        let r = &mut *(data as *mut Range);
-        let info = &*info;
+        // SAFETY: the contract: `data` is the `Range` passed below, `info` the loader's.
+        let (r, info) = unsafe { (&mut *(data as *mut Range), &*info) };
         let (mut lo, mut hi, mut hit) = (u64::MAX, 0, false);
         for i in 0..usize::from(info.dlpi_phnum) {
-            let ph = &*info.dlpi_phdr.add(i);
+            // SAFETY: `dlpi_phdr` has `dlpi_phnum` entries.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
             if ph.p_type == libc::PT_LOAD {
                 let start = info.dlpi_addr.wrapping_add(ph.p_vaddr);
                 let end = start.wrapping_add(ph.p_memsz);
@@ -464,14 +481,19 @@ pub unsafe fn real_dlclose(handle: *mut c_void) -> c_int {
     type Dlclose = unsafe extern "C" fn(*mut c_void) -> c_int;
     let mut f = REAL_DLCLOSE.load(Acquire);
     if f == 0 {
-        f = libc::dlsym(libc::RTLD_NEXT, c"dlclose".as_ptr()) as usize;
+        // SAFETY: a NUL-terminated name.
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"dlclose".as_ptr()) } as usize;
         if f == 0 {
             return -1;
         }
         REAL_DLCLOSE.store(f, Release);
     }
-    let f: Dlclose = std::mem::transmute(f);
-    f(handle)
+    // SAFETY: `f` is the next `dlclose`, with its C signature; the handle is the caller's (the
+    // contract is dlclose's).
+    unsafe {
+        let f: Dlclose = std::mem::transmute(f);
+        f(handle)
+    }
 }
 
 /// After a `dlclose`: flushes libunwind's caches (it bumps a generation that every thread's cache
@@ -539,10 +561,14 @@ pub fn frames_with_cfa(max: usize) -> Vec<(usize, usize)> {
         frames: Vec<(usize, usize)>,
         max: usize,
     }
+    /// # Safety
+    /// Called by `_Unwind_Backtrace`: `ctx` is its context for the frame, `arg` the `Out` below.
     unsafe extern "C" fn each(ctx: *mut Context, arg: *mut c_void) -> c_int {
         // SAFETY: `arg` is the `Out` passed below, alive for the whole walk; `ctx` is libgcc's.
-        let out = &mut *(arg as *mut Out);
-        out.frames.push((_Unwind_GetIP(ctx), _Unwind_GetCFA(ctx)));
+        let out = unsafe { &mut *(arg as *mut Out) };
+        // SAFETY: as above.
+        out.frames
+            .push(unsafe { (_Unwind_GetIP(ctx), _Unwind_GetCFA(ctx)) });
         if out.frames.len() >= out.max {
             URC_END_OF_STACK
         } else {

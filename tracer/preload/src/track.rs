@@ -33,27 +33,39 @@ pub fn with_buffer(f: impl FnOnce(&mut ThreadBuffer)) {
     }
 }
 
+/// A thread's first event (its buffer is made and registered) or one after its buffer's destructor.
+///
+/// # Safety
+/// `ts` is the calling thread's own state (`tls::state()`), with the tracer's guard held, and
+/// its status is not ATTACHED.
 #[cold]
 #[inline(never)]
 unsafe fn slow_path(ts: *mut tls::ThreadState, f: impl FnOnce(&mut ThreadBuffer)) {
-    match (*ts).status {
+    // SAFETY: `ts` is this thread's state (the contract): no other thread reads or writes it.
+    let status = unsafe { (*ts).status };
+    match status {
         STATUS_NEW => {
             let thread = NEXT_THREAD.fetch_add(1, Relaxed);
             let tb = Box::into_raw(ThreadBuffer::new(thread, gettid()));
-            writer::register((*tb).live_chunk());
-            if let Some(key) = EXIT_KEY.get() {
-                libc::pthread_setspecific(*key, tb.cast());
+            // SAFETY: `tb` is the box just made, owned by this thread until its exit destructor
+            // (registered here) takes it back; `ts` is this thread's state.
+            unsafe {
+                writer::register((*tb).live_chunk());
+                if let Some(key) = EXIT_KEY.get() {
+                    libc::pthread_setspecific(*key, tb.cast());
+                }
+                (*ts).thread = thread;
+                (*ts).buffer = tb.cast();
+                (*ts).status = STATUS_ATTACHED;
+                f(&mut *tb);
             }
-            (*ts).thread = thread;
-            (*ts).buffer = tb.cast();
-            (*ts).status = STATUS_ATTACHED;
-            f(&mut *tb);
         }
         STATUS_EXITED => {
             // The thread is past its buffer's destructor (glibc frees its last blocks after TLS
             // destructors): record into a one-off chunk.
             crate::counters::LATE_EVENTS.fetch_add(1, Relaxed);
-            let mut tb = ThreadBuffer::new((*ts).thread, gettid());
+            // SAFETY: this thread's state.
+            let mut tb = ThreadBuffer::new(unsafe { (*ts).thread }, gettid());
             f(&mut tb);
             tb.close();
         }
@@ -75,19 +87,28 @@ pub fn init_thread_exit_key() {
     }
 }
 
+/// The thread-exit destructor of the buffer's key: unregisters and closes the thread's buffer.
+///
+/// # Safety
+/// Called by glibc at thread exit, on the exiting thread, with the value `slow_path` set: the
+/// thread's own buffer (a `Box<ThreadBuffer>` turned raw), or a stale value it ignores.
 unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     let ts = tls::state();
     let tb = value as *mut ThreadBuffer;
-    if (*ts).status != STATUS_ATTACHED || (*ts).buffer != tb.cast() {
-        return;
+    // SAFETY: `ts` is this thread's state; `tb` is its buffer when the state says so (checked
+    // first), made by `Box::into_raw` and released here once (the status leaves ATTACHED).
+    unsafe {
+        if (*ts).status != STATUS_ATTACHED || (*ts).buffer != tb.cast() {
+            return;
+        }
+        let previous = (*ts).guard;
+        (*ts).guard = tls::GUARD_TRACER;
+        writer::unregister((*tb).live_chunk());
+        (*ts).status = STATUS_EXITED;
+        (*ts).buffer = std::ptr::null_mut();
+        Box::from_raw(tb).close();
+        (*ts).guard = previous;
     }
-    let previous = (*ts).guard;
-    (*ts).guard = tls::GUARD_TRACER;
-    writer::unregister((*tb).live_chunk());
-    (*ts).status = STATUS_EXITED;
-    (*ts).buffer = std::ptr::null_mut();
-    Box::from_raw(tb).close();
-    (*ts).guard = previous;
 }
 
 /// The calling thread's buffer, if it has one (for fork handling).

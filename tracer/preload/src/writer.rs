@@ -394,7 +394,10 @@ unsafe fn live_chunk(shared: &LiveChunk) -> Option<Vec<u8>> {
     if data.is_null() || end <= start {
         return None;
     }
-    let body = std::slice::from_raw_parts(data.add(FRAME_PREFIX_LEN), end - FRAME_PREFIX_LEN);
+    // SAFETY: the buffer is registered and the QUEUE lock held (the contract), so `data` is its live
+    // chunk, whose first `committed` bytes are written and stay valid while the lock is held.
+    let body =
+        unsafe { std::slice::from_raw_parts(data.add(FRAME_PREFIX_LEN), end - FRAME_PREFIX_LEN) };
     let mut frame = Vec::with_capacity(end);
     frame.push(FRAME_THREAD_CHUNK);
     frame.extend_from_slice(&((end - FRAME_PREFIX_LEN) as u32).to_le_bytes());

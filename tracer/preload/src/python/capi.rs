@@ -72,6 +72,7 @@ pub type PendingCall = unsafe extern "C" fn(*mut c_void) -> c_int;
 // SAFETY: the pointers are addresses of functions and static objects of the interpreter, valid for
 // the life of the process and usable from any thread (under the API's own GIL rules).
 unsafe impl Send for Api {}
+// SAFETY: as for Send: nothing in an `Api` is written after it is made.
 unsafe impl Sync for Api {}
 
 static API: OnceLock<Option<Api>> = OnceLock::new();
@@ -85,8 +86,8 @@ fn symbol(name: &CStr) -> Option<*mut c_void> {
 
 macro_rules! resolve {
     ($name:literal) => {{
-        // SAFETY: the symbol is CPython's function of this name, whose signature is the field's.
         #[allow(clippy::missing_transmute_annotations)] // the target type is the field's
+        // SAFETY: the symbol is CPython's function of this name, whose signature is the field's.
         unsafe {
             std::mem::transmute::<*mut c_void, _>(symbol($name)?)
         }

@@ -64,10 +64,10 @@ pub fn intern(l: &Layout, code: usize) -> Interned {
         }
     }
     let id = crate::counters::CODES_INTERNED.fetch_add(1, Relaxed) as u32;
-    // SAFETY: as in `fingerprint`; the line table is a bytes object.
     let table_len = if fp.linetable == 0 {
         0
     } else {
+        // SAFETY: as in `fingerprint`; the line table is a bytes object.
         unsafe { ((fp.linetable + l.bytes_size) as *const isize).read() }
     };
     let interned = Interned {

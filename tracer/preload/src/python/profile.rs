@@ -21,91 +21,16 @@
 //!   profile event, and until then allocations take their stack from the frame walk.
 
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU16, AtomicU8, AtomicUsize, Ordering::Relaxed,
-};
+use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
 use super::capi::{self, ProfileFunc, PyObject, PYTRACE_CALL, PYTRACE_C_RETURN, PYTRACE_RETURN};
-use super::walk::RawFrame;
-use super::PyThread;
+use super::shadow::{self, ShadowFrame, ANY_CHAINED, PROFILE_FUNC_SLOT, PROFILE_OBJ_SLOT};
 use crate::track;
 
-/// Offsets of `c_profilefunc` and `c_profileobj` in the thread state (0: unknown).
-static PROFILE_FUNC_SLOT: AtomicUsize = AtomicUsize::new(0);
-static PROFILE_OBJ_SLOT: AtomicUsize = AtomicUsize::new(0);
-/// Offset of the thread state's `tracing` counter (CPython runs a trace or profile function while it
-/// is not 0, and delivers no profile events then), and whether it was confirmed.
-static TRACING_SLOT: AtomicUsize = AtomicUsize::new(0);
-static TRACING_CHECK: AtomicU8 = AtomicU8::new(TRACING_UNUSABLE);
-/// How far before `c_profilefunc` `tracing` may be (20 bytes in 3.11 to 3.14, 40 in 3.15), and which
-/// of those read 0 at start-up (bits).
-const TRACING_CANDIDATES: [usize; 9] = [16, 20, 24, 28, 32, 36, 40, 44, 48];
-static TRACING_ZERO: AtomicU16 = AtomicU16::new(0);
-const TRACING_UNUSABLE: u8 = 0;
-const TRACING_UNVERIFIED: u8 = 1;
-const TRACING_OK: u8 = 2;
-
-/// Inside a return event (`what` 3) `tracing` is 1 and `what_event` is 3: picks the candidate that
-/// went from 0 to 1 (once). Until then `TRACING_SLOT` holds the offset of `c_profilefunc`.
-fn verify_tracing_slot() {
-    let Some(api) = capi::loaded() else { return };
-    let func = TRACING_SLOT.load(Relaxed);
-    let zero = TRACING_ZERO.load(Relaxed);
-    // SAFETY: reads this thread's own live thread state at offsets inside it.
-    let found = unsafe {
-        let tstate = (api.gilstate_this_thread)() as usize;
-        let mut ones = TRACING_CANDIDATES.iter().enumerate().filter(|&(i, &back)| {
-            zero & (1 << i) != 0
-                && tstate != 0
-                && ((tstate + func - back) as *const i32).read() == 1
-        });
-        // Exactly one candidate, or none is trusted.
-        match (ones.next(), ones.next()) {
-            (Some((_, &back)), None) => Some(back),
-            _ => None,
-        }
-    };
-    match found {
-        Some(back) => {
-            TRACING_SLOT.store(func - back, Relaxed);
-            TRACING_CHECK.store(TRACING_OK, Relaxed);
-        }
-        None => TRACING_CHECK.store(TRACING_UNUSABLE, Relaxed),
-    }
-}
-
-/// Whether CPython is running a trace or profile function on this thread now (coverage's trace
-/// function calling back into Python, say): frames it runs never reach a profile function.
-pub fn inside_a_trace_function() -> bool {
-    if TRACING_CHECK.load(Relaxed) != TRACING_OK {
-        return false;
-    }
-    let Some(api) = capi::loaded() else {
-        return false;
-    };
-    // SAFETY: reads this thread's own live thread state at the confirmed offset.
-    unsafe {
-        let tstate = (api.gilstate_this_thread)() as usize;
-        tstate != 0 && ((tstate + TRACING_SLOT.load(Relaxed)) as *const i32).read() > 0
-    }
-}
-
-/// Some thread has chained a function of the program's (the `noop` source then does more than nothing).
-static ANY_CHAINED: AtomicBool = AtomicBool::new(false);
-/// A re-install is scheduled with `Py_AddPendingCall`.
-static REINSTALL_PENDING: AtomicBool = AtomicBool::new(false);
 /// The function object of [`setprofile`] (the event argument of its `c_return`).
 static WRAPPER: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
 /// CPython's own `sys.setprofile`, which [`setprofile`] calls.
 static ORIGINAL_SETPROFILE: AtomicPtr<PyObject> = AtomicPtr::new(std::ptr::null_mut());
-
-/// A frame on the shadow stack. The frame object is borrowed: it lives as long as its frame runs,
-/// and the frame is popped when it returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShadowFrame {
-    pub frame: usize,
-    pub code: usize,
-}
 
 /// The code object of a frame object.
 fn code_of(api: &capi::Api, frame: *mut PyObject) -> usize {
@@ -120,6 +45,10 @@ fn code_of(api: &capi::Api, frame: *mut PyObject) -> usize {
 
 /// The profile function: push on call, pop on return, nothing for the other events; and the
 /// program's own function, when it has one, on every event.
+///
+/// # Safety
+/// Called by CPython as a profile function (`Py_tracefunc`): with the GIL held, on the thread the
+/// event is for, `frame` its live frame object, `obj` the object installed with the function.
 pub unsafe extern "C" fn profile_function(
     obj: *mut PyObject,
     frame: *mut PyObject,
@@ -127,8 +56,8 @@ pub unsafe extern "C" fn profile_function(
     arg: *mut PyObject,
 ) -> c_int {
     let recording = super::source() != super::Source::Noop;
-    if what == PYTRACE_RETURN && TRACING_CHECK.load(Relaxed) == TRACING_UNVERIFIED {
-        verify_tracing_slot();
+    if what == PYTRACE_RETURN && shadow::tracing_unverified() {
+        shadow::verify_tracing_slot();
     }
     if !recording && !ANY_CHAINED.load(Relaxed) {
         return 0;
@@ -142,16 +71,17 @@ pub unsafe extern "C" fn profile_function(
     // The common case, no function of the program's and nothing missed, is this one visit.
     let (mut chained, mut resync) = (0, false);
     track::with_buffer(|b| {
-        let py = b.python();
+        let py = &mut b.python().shadow;
         (chained, resync) = (py.chained, py.resync);
         if recording && !resync && chained == 0 {
-            apply(&mut py.shadow, what, frame as usize, code);
+            apply(&mut py.frames, what, frame as usize, code);
         }
     });
     if chained == 0 && !resync {
         return 0;
     }
-    chained_event(api, obj, frame, what, arg, recording, chained, resync, code)
+    // SAFETY: CPython's call (the contract), passed on.
+    unsafe { chained_event(api, obj, frame, what, arg, recording, chained, resync, code) }
 }
 
 /// A call or return on the shadow stack.
@@ -168,6 +98,10 @@ fn apply(shadow: &mut Vec<ShadowFrame>, what: c_int, frame: usize, code: usize) 
 
 /// The rest of [`profile_function`] when the program has a function of its own or the shadow stack
 /// must be rebuilt.
+///
+/// # Safety
+/// As [`profile_function`], whose arguments these are; `chained` is 0 or the program's own profile
+/// function, found in the thread state's `c_profilefunc`.
 #[cold]
 #[allow(clippy::too_many_arguments)]
 unsafe fn chained_event(
@@ -183,35 +117,38 @@ unsafe fn chained_event(
 ) -> c_int {
     if recording && resync {
         // Rebuilt outside the tracer's guard: materialising frame objects allocates.
-        let frames = running_frames(api);
+        // SAFETY: the GIL is held (the contract).
+        let frames = unsafe { running_frames(api) };
         track::with_buffer(|b| {
-            let py = b.python();
-            py.shadow = frames;
+            let py = &mut b.python().shadow;
+            py.frames = frames;
             py.resync = false;
         });
     }
     // On a call the frame is pushed before the program's function runs, on a return popped after
     // it: an allocation it makes sees the frame, as the walk does.
     if recording && what != PYTRACE_RETURN {
-        track::with_buffer(|b| apply(&mut b.python().shadow, what, frame as usize, code));
+        track::with_buffer(|b| apply(&mut b.python().shadow.frames, what, frame as usize, code));
     }
     let mut rc = 0;
     let mut skip = false;
     track::with_buffer(|b| {
-        let py = b.python();
+        let py = &mut b.python().shadow;
         // The return from the `sys.setprofile` that installed the program's first function: untraced,
         // that call started with no profiler, so its function never sees it return.
         skip = py.skip_c_return && what == PYTRACE_C_RETURN && arg == WRAPPER.load(Relaxed);
         py.skip_c_return = false;
     });
     if chained != 0 && !skip {
-        track::with_buffer(|b| b.python().in_chained = true);
+        track::with_buffer(|b| b.python().shadow.in_chained = true);
         // SAFETY: `chained` is the function the program installed, called as CPython would have
         // called it, with the object the program installed it with.
-        let f: ProfileFunc = std::mem::transmute(chained);
-        rc = f(obj, frame, what, arg);
+        rc = unsafe {
+            let f: ProfileFunc = std::mem::transmute(chained);
+            f(obj, frame, what, arg)
+        };
         track::with_buffer(|b| {
-            let py = b.python();
+            let py = &mut b.python().shadow;
             py.in_chained = false;
             if rc != 0 {
                 // Its function failed: CPython's trampoline has removed it (and so ours).
@@ -221,74 +158,9 @@ unsafe fn chained_event(
         });
     }
     if recording && what == PYTRACE_RETURN {
-        track::with_buffer(|b| apply(&mut b.python().shadow, what, frame as usize, code));
+        track::with_buffer(|b| apply(&mut b.python().shadow.frames, what, frame as usize, code));
     }
     rc
-}
-
-/// Whether the shadow stack describes the thread now: the tracer's function is in place (checked here,
-/// put back if the program displaced it) and no event was missed.
-pub fn shadow_is_current(py: &mut PyThread) -> bool {
-    if py.profiling && !py.resync {
-        check_in_place(py);
-    }
-    !py.resync
-}
-
-/// Puts the tracer's function back in front of one the program installed through the C API (found
-/// in place of ours in `c_profilefunc`), or schedules its re-install if the program removed it.
-fn check_in_place(py: &mut PyThread) {
-    let slot = PROFILE_FUNC_SLOT.load(Relaxed);
-    let Some(api) = capi::loaded() else { return };
-    // SAFETY: PyGILState_Check and PyGILState_GetThisThreadState only read this thread's state.
-    let tstate = unsafe {
-        if slot == 0 || (api.gil_check)() == 0 {
-            return;
-        }
-        (api.gilstate_this_thread)() as usize
-    };
-    if tstate == 0 {
-        return;
-    }
-    let ours = profile_function as ProfileFunc as usize;
-    // SAFETY: `slot` is the offset of `c_profilefunc` in this thread's live thread state, found by
-    // `find_profile_slots`; this thread holds the GIL, so no other thread writes it now.
-    unsafe {
-        let func = ((tstate + slot) as *mut usize).read();
-        if func == ours {
-            return;
-        }
-        if func != 0 {
-            // The program's object stays in `c_profileobj`: ours passes it on.
-            ((tstate + slot) as *mut usize).write(ours);
-            py.chained = func;
-            ANY_CHAINED.store(true, Relaxed);
-        } else {
-            py.chained = 0;
-            schedule_reinstall(api);
-        }
-    }
-    py.resync = true;
-}
-
-fn schedule_reinstall(api: &capi::Api) {
-    if REINSTALL_PENDING.swap(true, Relaxed) {
-        return;
-    }
-    // SAFETY: Py_AddPendingCall may be called from any thread, with or without the GIL; it
-    // allocates nothing (a fixed queue under a lock).
-    if unsafe { (api.add_pending_call)(reinstall, std::ptr::null_mut()) } != 0 {
-        REINSTALL_PENDING.store(false, Relaxed);
-    }
-}
-
-/// Runs on the main thread at a safe point: re-installs the tracer's function there if it is gone.
-unsafe extern "C" fn reinstall(_: *mut c_void) -> c_int {
-    REINSTALL_PENDING.store(false, Relaxed);
-    if let Some(api) = capi::loaded() {
-        take_over(api);
-    }
-    0
 }
 
 /// Puts the tracer's function in front of whatever this thread has now: chained to the program's
@@ -297,31 +169,35 @@ unsafe extern "C" fn reinstall(_: *mut c_void) -> c_int {
 /// # Safety
 /// The caller holds the GIL.
 pub unsafe fn take_over(api: &capi::Api) {
-    let (func_slot, obj_slot) = (
-        PROFILE_FUNC_SLOT.load(Relaxed),
-        PROFILE_OBJ_SLOT.load(Relaxed),
-    );
-    let tstate = (api.gilstate_this_thread)() as usize;
-    if func_slot == 0 || tstate == 0 {
-        install(api, Threads::This);
-        return;
+    // SAFETY: the GIL is held (the contract); the slots are offsets in the thread state found by
+    // `find_profile_slots`, read on this thread's live state.
+    unsafe {
+        let (func_slot, obj_slot) = (
+            PROFILE_FUNC_SLOT.load(Relaxed),
+            PROFILE_OBJ_SLOT.load(Relaxed),
+        );
+        let tstate = (api.gilstate_this_thread)() as usize;
+        if func_slot == 0 || tstate == 0 {
+            install(api, Threads::This);
+            return;
+        }
+        let func = ((tstate + func_slot) as *const usize).read();
+        let ours = profile_function as ProfileFunc as usize;
+        if func == ours {
+            return;
+        }
+        if func == 0 {
+            track::with_buffer(|b| b.python().shadow.chained = 0);
+            install(api, Threads::This);
+            return;
+        }
+        let obj = ((tstate + obj_slot) as *const *mut PyObject).read();
+        track::with_buffer(|b| b.python().shadow.chained = func);
+        ANY_CHAINED.store(true, Relaxed);
+        // PyEval_SetProfile takes a reference to `obj` before dropping the one it held: the program's
+        // object stays alive.
+        (api.set_profile)(Some(profile_function), obj);
     }
-    let func = ((tstate + func_slot) as *const usize).read();
-    let ours = profile_function as ProfileFunc as usize;
-    if func == ours {
-        return;
-    }
-    if func == 0 {
-        track::with_buffer(|b| b.python().chained = 0);
-        install(api, Threads::This);
-        return;
-    }
-    let obj = ((tstate + obj_slot) as *const *mut PyObject).read();
-    track::with_buffer(|b| b.python().chained = func);
-    ANY_CHAINED.store(true, Relaxed);
-    // PyEval_SetProfile takes a reference to `obj` before dropping the one it held: the program's
-    // object stays alive.
-    (api.set_profile)(Some(profile_function), obj);
 }
 
 /// Finds where the thread state keeps the profile function and its object, by installing a marker
@@ -331,45 +207,47 @@ pub unsafe fn take_over(api: &capi::Api) {
 /// # Safety
 /// The caller holds the GIL; `marker_obj` is a live object (the bootstrap's frame).
 pub unsafe fn find_profile_slots(api: &capi::Api, marker_obj: *mut PyObject) {
-    unsafe extern "C" fn marker(
-        _: *mut PyObject,
-        _: *mut PyObject,
-        _: c_int,
-        _: *mut PyObject,
-    ) -> c_int {
-        0
-    }
-    let tstate = (api.gilstate_this_thread)() as usize;
-    if tstate == 0 || marker_obj.is_null() {
-        return;
-    }
-    (api.set_profile)(Some(marker), marker_obj);
-    let words = tstate as *const usize;
-    let find = |value: usize| {
-        (0..128)
-            .find(|&i| words.add(i).read() == value)
-            .map(|i| i * 8)
-    };
-    if let (Some(func), Some(obj)) = (
-        find(marker as ProfileFunc as usize),
-        find(marker_obj as usize),
-    ) {
-        PROFILE_FUNC_SLOT.store(func, Relaxed);
-        PROFILE_OBJ_SLOT.store(obj, Relaxed);
-        // `int tracing` comes shortly before `c_profilefunc` in 3.11 to 3.15 (then `what_event`, the
-        // current frame or CFrame pointer, and in 3.15 more fields). The candidates that read 0 here, outside any event, are
-        // kept; the first return event picks the one that reads 1 (`verify_tracing_slot`).
-        let mut zero = 0u16;
-        for (i, back) in TRACING_CANDIDATES.iter().enumerate() {
-            if func >= *back && ((tstate + func - back) as *const i32).read() == 0 {
-                zero |= 1 << i;
-            }
+    // SAFETY: the GIL is held (the contract), so this thread's state is live and ours to read; the
+    // scan stays within its first 128 words (a thread state is larger); `marker_obj` is live.
+    unsafe {
+        /// # Safety
+        /// None: it does nothing (CPython calls it as a profile function, with the GIL held).
+        unsafe extern "C" fn marker(
+            _: *mut PyObject,
+            _: *mut PyObject,
+            _: c_int,
+            _: *mut PyObject,
+        ) -> c_int {
+            0
         }
-        TRACING_SLOT.store(func, Relaxed);
-        TRACING_ZERO.store(zero, Relaxed);
-        TRACING_CHECK.store(TRACING_UNVERIFIED, Relaxed);
+        let tstate = (api.gilstate_this_thread)() as usize;
+        if tstate == 0 || marker_obj.is_null() {
+            return;
+        }
+        (api.set_profile)(Some(marker), marker_obj);
+        let words = tstate as *const usize;
+        let find = |value: usize| {
+            (0..128)
+                .find(|&i| words.add(i).read() == value)
+                .map(|i| i * 8)
+        };
+        if let (Some(func), Some(obj)) = (
+            find(marker as ProfileFunc as usize),
+            find(marker_obj as usize),
+        ) {
+            // `int tracing` comes shortly before `c_profilefunc` in 3.11 to 3.15 (then `what_event`, the
+            // current frame or CFrame pointer, and in 3.15 more fields). The candidates that read 0 here, outside any event, are
+            // kept; the first return event picks the one that reads 1 (`verify_tracing_slot`).
+            let mut zero = 0u16;
+            for (i, back) in shadow::TRACING_CANDIDATES.iter().enumerate() {
+                if func >= *back && ((tstate + func - back) as *const i32).read() == 0 {
+                    zero |= 1 << i;
+                }
+            }
+            shadow::set_slots(func, obj, zero);
+        }
+        (api.set_profile)(None, std::ptr::null_mut());
     }
-    (api.set_profile)(None, std::ptr::null_mut());
 }
 
 /// `sys.setprofile`, as the program sees it: CPython's installs the program's function, then the
@@ -378,22 +256,26 @@ pub unsafe fn find_profile_slots(api: &capi::Api, marker_obj: *mut PyObject) {
 /// # Safety
 /// Called by the interpreter with the GIL held.
 pub unsafe extern "C" fn setprofile(_sys: *mut PyObject, func: *mut PyObject) -> *mut PyObject {
-    let Some(api) = capi::loaded() else {
-        return std::ptr::null_mut();
-    };
-    let original = ORIGINAL_SETPROFILE.load(Relaxed);
-    let mut had_one = false;
-    track::with_buffer(|b| had_one = b.python().chained != 0);
-    let result = (api.call_function_obj_args)(original, func, std::ptr::null_mut::<PyObject>());
-    if result.is_null() {
-        return result;
+    // SAFETY: called by the interpreter with the GIL held (the contract); `original` is CPython's
+    // `sys.setprofile`, kept alive for ever by `wrap_sys_setprofile`.
+    unsafe {
+        let Some(api) = capi::loaded() else {
+            return std::ptr::null_mut();
+        };
+        let original = ORIGINAL_SETPROFILE.load(Relaxed);
+        let mut had_one = false;
+        track::with_buffer(|b| had_one = b.python().shadow.chained != 0);
+        let result = (api.call_function_obj_args)(original, func, std::ptr::null_mut::<PyObject>());
+        if result.is_null() {
+            return result;
+        }
+        take_over(api);
+        track::with_buffer(|b| {
+            let py = &mut b.python().shadow;
+            py.skip_c_return = !had_one && py.chained != 0;
+        });
+        result
     }
-    take_over(api);
-    track::with_buffer(|b| {
-        let py = b.python();
-        py.skip_c_return = !had_one && py.chained != 0;
-    });
-    result
 }
 
 /// Replaces `sys.setprofile` with [`setprofile`], a function of the `sys` module named the same.
@@ -402,24 +284,28 @@ pub unsafe extern "C" fn setprofile(_sys: *mut PyObject, func: *mut PyObject) ->
 /// The caller holds the GIL; `sys` is the `sys` module; `def` is a `PyMethodDef` for
 /// [`setprofile`] that lives for ever.
 pub unsafe fn wrap_sys_setprofile(api: &capi::Api, sys: *mut PyObject, def: *mut c_void) -> bool {
-    let original = (api.get_attr_string)(sys, c"setprofile".as_ptr());
-    if original.is_null() {
-        return false;
+    // SAFETY: the GIL is held and `sys` is the sys module (the contract); every object made here is
+    // released or kept as the comments say.
+    unsafe {
+        let original = (api.get_attr_string)(sys, c"setprofile".as_ptr());
+        if original.is_null() {
+            return false;
+        }
+        let module_name = (api.unicode_from_string)(c"sys".as_ptr());
+        let wrapper = (api.cfunction_new_ex)(def, sys, module_name);
+        if !module_name.is_null() {
+            (api.decref)(module_name);
+        }
+        if wrapper.is_null() {
+            (api.decref)(original);
+            return false;
+        }
+        ORIGINAL_SETPROFILE.store(original, Relaxed); // kept for ever
+        WRAPPER.store(wrapper, Relaxed); // sys keeps it alive
+        let ok = (api.set_attr_string)(sys, c"setprofile".as_ptr(), wrapper) == 0;
+        (api.decref)(wrapper);
+        ok
     }
-    let module_name = (api.unicode_from_string)(c"sys".as_ptr());
-    let wrapper = (api.cfunction_new_ex)(def, sys, module_name);
-    if !module_name.is_null() {
-        (api.decref)(module_name);
-    }
-    if wrapper.is_null() {
-        (api.decref)(original);
-        return false;
-    }
-    ORIGINAL_SETPROFILE.store(original, Relaxed); // kept for ever
-    WRAPPER.store(wrapper, Relaxed); // sys keeps it alive
-    let ok = (api.set_attr_string)(sys, c"setprofile".as_ptr(), wrapper) == 0;
-    (api.decref)(wrapper);
-    ok
 }
 
 /// Pops `frame`, and whatever is above it; a frame the stack never saw (entered before tracing
@@ -435,22 +321,26 @@ fn pop(shadow: &mut Vec<ShadowFrame>, frame: usize) {
 /// # Safety
 /// The caller holds the GIL.
 unsafe fn running_frames(api: &capi::Api) -> Vec<ShadowFrame> {
-    let mut frames = Vec::new();
-    let mut frame = (api.eval_get_frame)();
-    if !frame.is_null() {
-        (api.incref)(frame);
+    // SAFETY: the GIL is held (the contract): the frames are this thread's, each held by a reference
+    // from `PyEval_GetFrame`/`PyFrame_GetBack` while it is read.
+    unsafe {
+        let mut frames = Vec::new();
+        let mut frame = (api.eval_get_frame)();
+        if !frame.is_null() {
+            (api.incref)(frame);
+        }
+        while !frame.is_null() {
+            frames.push(ShadowFrame {
+                frame: frame as usize,
+                code: code_of(api, frame),
+            });
+            let back = (api.frame_get_back)(frame);
+            (api.decref)(frame);
+            frame = back;
+        }
+        frames.reverse();
+        frames
     }
-    while !frame.is_null() {
-        frames.push(ShadowFrame {
-            frame: frame as usize,
-            code: code_of(api, frame),
-        });
-        let back = (api.frame_get_back)(frame);
-        (api.decref)(frame);
-        frame = back;
-    }
-    frames.reverse();
-    frames
 }
 
 /// Which threads [`install`] puts the profile function on.
@@ -470,31 +360,24 @@ pub enum Threads {
 /// # Safety
 /// The caller holds the GIL.
 pub unsafe fn install(api: &capi::Api, threads: Threads) {
-    let frames = running_frames(api);
-    track::with_buffer(|b| {
-        let py = b.python();
-        py.shadow = frames;
-        py.profiling = true;
-        py.resync = false;
-        py.chained = 0;
-    });
-    match (threads, api.set_profile_all_threads) {
-        (Threads::All, Some(all)) => all(Some(profile_function), std::ptr::null_mut()),
-        _ => (api.set_profile)(Some(profile_function), std::ptr::null_mut()),
-    }
-}
-
-/// The shadow stack as frames with offsets, outermost first.
-pub fn stack(shadow: &[ShadowFrame], out: &mut Vec<RawFrame>) {
-    out.clear();
-    let Some(api) = capi::loaded() else { return };
-    let skip = shadow.len().saturating_sub(super::walk::MAX_DEPTH);
-    for f in &shadow[skip..] {
-        // SAFETY: frames on the shadow stack are running, so their frame objects are alive.
-        let lasti = unsafe { (api.frame_get_lasti)(f.frame as *mut PyObject) };
-        out.push(RawFrame {
-            code: f.code,
-            offset: lasti.max(0) as u32,
+    // SAFETY: the GIL is held (the contract); `profile_function` has the C signature of a profile
+    // function.
+    unsafe {
+        shadow::register(shadow::Entry {
+            function: profile_function,
+            take_over,
         });
+        let frames = running_frames(api);
+        track::with_buffer(|b| {
+            let py = &mut b.python().shadow;
+            py.frames = frames;
+            py.profiling = true;
+            py.resync = false;
+            py.chained = 0;
+        });
+        match (threads, api.set_profile_all_threads) {
+            (Threads::All, Some(all)) => all(Some(profile_function), std::ptr::null_mut()),
+            _ => (api.set_profile)(Some(profile_function), std::ptr::null_mut()),
+        }
     }
 }

@@ -10,7 +10,7 @@ use tracer_capture::varint::MAX_VARINT_LEN;
 
 use super::layout::Layout;
 use super::walk::RawFrame;
-use super::{codes, profile, walk, PyThread, Source};
+use super::{codes, shadow, walk, PyThread, Source};
 use crate::counters;
 
 /// Where the records go: a thread's chunk under construction.
@@ -26,17 +26,20 @@ pub trait Sink {
     fn count_frames(&mut self, walked: u64, pushed: u64, popped: u64);
 }
 
-/// Records the calling thread's Python stack, as the difference from the one last recorded. The
-/// caller's event record (and a native stack id) fits in the room reserved with it.
+/// Where the calling thread's Python stack comes from, if allocations carry one now: the check a
+/// recorder makes before it calls [`python_stack`] (so that, on the hot path, it builds no sink when
+/// there is no stack to record).
 #[inline(always)]
-pub fn python_stack(sink: &mut impl Sink, py: &mut PyThread) {
+pub fn stack_source() -> Option<Source> {
     let source = super::source();
-    if !matches!(source, Source::Off | Source::Noop) {
-        emit_python_stack(sink, py, source);
-    }
+    (!matches!(source, Source::Off | Source::Noop)).then_some(source)
 }
 
-fn emit_python_stack(sink: &mut impl Sink, py: &mut PyThread, source: Source) {
+/// Records the calling thread's Python stack from `source` (as [`stack_source`] gave it), as the
+/// difference from the one last recorded. The caller's event record (and a native stack id) fits in
+/// the room reserved with it.
+#[inline]
+pub fn python_stack(sink: &mut impl Sink, py: &mut PyThread, source: Source) {
     let Some(layout) = super::layout() else {
         return;
     };
@@ -173,16 +176,16 @@ fn frame_code_id(
 /// to be rebuilt, and allocations made by the program's own profile or trace function (CPython
 /// sends no profile events while one runs).
 fn check_stack(sink: &mut impl Sink, py: &mut PyThread, layout: &Layout) {
-    if !py.profiling
-        || !profile::shadow_is_current(py)
-        || py.in_chained
-        || profile::inside_a_trace_function()
+    if !py.shadow.profiling
+        || !shadow::shadow_is_current(&mut py.shadow)
+        || py.shadow.in_chained
+        || shadow::inside_a_trace_function()
     {
         counters::STACK_CHECKS_SKIPPED.fetch_add(1, Relaxed);
         return;
     }
     let mut profiled = std::mem::take(&mut py.other);
-    profile::stack(&py.shadow, &mut profiled);
+    shadow::stack(&py.shadow.frames, &mut profiled);
     let walked = &py.scratch;
     if *walked == profiled {
         counters::STACK_CHECKS.fetch_add(1, Relaxed);

@@ -166,12 +166,16 @@ pub fn read_linetable(m: &impl Memory, l: &Layout, code: usize, max: usize) -> O
 /// # Safety
 /// `code` must be a live code object; the slice is valid while it is.
 pub unsafe fn linetable<'a>(l: &Layout, code: usize) -> &'a [u8] {
-    let obj = ((code + l.code_linetable) as *const usize).read();
-    if obj == 0 {
-        return &[];
+    // SAFETY: `code` is a live code object (the contract), whose line table field holds a bytes
+    // object (or null) that it keeps alive; the layout gives the fields' offsets.
+    unsafe {
+        let obj = ((code + l.code_linetable) as *const usize).read();
+        if obj == 0 {
+            return &[];
+        }
+        let len = ((obj + l.bytes_size) as *const isize).read().max(0) as usize;
+        std::slice::from_raw_parts((obj + l.bytes_data) as *const u8, len)
     }
-    let len = ((obj + l.bytes_size) as *const isize).read().max(0) as usize;
-    std::slice::from_raw_parts((obj + l.bytes_data) as *const u8, len)
 }
 
 /// A code object's first line.
