@@ -20,6 +20,8 @@ pub mod varint;
 pub use analysis::{Replay, StackTotals, Stats};
 pub use header::Header;
 pub use native::{NativeFrame, NativeId, NativeTree};
-pub use reader::{open_capture, read_capture, read_header, Capture, Event, ReadError, StreamedCapture};
+pub use reader::{
+    open_capture, read_capture, read_header, Capture, Event, ReadError, StreamedCapture,
+};
 pub use record::Kind;
 pub use stacks::{Location, StackId, StackTree};

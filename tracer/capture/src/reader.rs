@@ -169,6 +169,9 @@ struct ChunkEntry {
     events: u32,
 }
 
+/// An event's place in the global order: (epoch, chunk, place in the chunk).
+type RunKey = (u64, u32, u32);
+
 /// A run of a chunk's events whose epochs never decrease (a chunk the preload wrote is one run: its
 /// epoch only grows by deltas; a delta that wraps around starts another).
 struct OpenChunk {
@@ -181,7 +184,7 @@ struct OpenChunk {
 
 impl OpenChunk {
     /// Events are ordered by (epoch, chunk, place in the chunk): the stable sort's order.
-    fn key(&self) -> (u64, u32, u32) {
+    fn key(&self) -> RunKey {
         (
             self.events[self.next].epoch,
             self.index,
@@ -227,11 +230,9 @@ impl<R: Read + Seek> StreamedCapture<R> {
     /// (exactly [`read_capture`]'s order), with the capture's native tree (which `f` may add stacks
     /// to). Chunks are merged by epoch: a chunk is decoded when its first event could be the next one,
     /// so only chunks whose epoch ranges overlap are in memory at once.
-    pub fn events(
-        &mut self,
-        mut f: impl FnMut(&Event, &mut NativeTree),
-    ) -> Result<(), ReadError> {
-        let mut heap: BinaryHeap<Reverse<((u64, u32, u32), usize)>> = BinaryHeap::new();
+    pub fn events(&mut self, mut f: impl FnMut(&Event, &mut NativeTree)) -> Result<(), ReadError> {
+        // Open runs by their next event's key, with their slot in `open`.
+        let mut heap: BinaryHeap<Reverse<(RunKey, usize)>> = BinaryHeap::new();
         let mut open: Vec<Option<OpenChunk>> = Vec::new();
         let mut free_slots: Vec<usize> = Vec::new();
         let mut spare: Vec<Vec<Event>> = Vec::new();
@@ -270,7 +271,10 @@ impl<R: Read + Seek> StreamedCapture<R> {
             let chunk = open[slot].as_mut().expect("an open chunk");
             // Give this chunk's events while they stay first (the usual case: one thread at a time).
             let limit = heap.peek().map(|Reverse((key, _))| *key);
-            let unopened = self.chunks.get(next_chunk).map(|c| (c.first_epoch, c.index, 0));
+            let unopened = self
+                .chunks
+                .get(next_chunk)
+                .map(|c| (c.first_epoch, c.index, 0));
             loop {
                 f(&chunk.events[chunk.next], &mut self.capture.native);
                 chunk.next += 1;
@@ -325,7 +329,10 @@ impl<R: Read + Seek> StreamedCapture<R> {
         decode_chunk(&mut self.capture, decoded, Sink::Replay(events))
             .map_err(|(at, reason)| corrupt(entry.body_offset + at as u64, &reason))?;
         if events.len() != entry.events as usize {
-            return Err(corrupt(entry.body_offset, "the file changed while it was read"));
+            return Err(corrupt(
+                entry.body_offset,
+                "the file changed while it was read",
+            ));
         }
         Ok(())
     }

@@ -75,7 +75,15 @@ fn interleaved_capture() -> Vec<u8> {
             for i in 0..100u64 {
                 let epoch = base + 3 * i;
                 let addr = 0x10_0000 * (u64::from(thread) + 1) + (round * 100 + i) * 64;
-                pos += put_alloc(&mut buf[pos..], 0, &mut st, Kind::Malloc, epoch, addr, 16 + i);
+                pos += put_alloc(
+                    &mut buf[pos..],
+                    0,
+                    &mut st,
+                    Kind::Malloc,
+                    epoch,
+                    addr,
+                    16 + i,
+                );
                 if i % 3 == 1 {
                     // A block of the previous thread, allocated at an earlier epoch.
                     let other = (u64::from(thread) + 2) % 3;
@@ -136,7 +144,10 @@ fn streaming_merges_interleaved_threads_as_the_sort_does() {
     let (s, _) = r.finish(&cap);
     let m = Stats::compute(&cap);
     assert_eq!(serde_json_like(&s), serde_json_like(&m));
-    assert!(m.unmatched_frees == 0, "every free follows its allocation in the merged order");
+    assert!(
+        m.unmatched_frees == 0,
+        "every free follows its allocation in the merged order"
+    );
     for len in (0..data.len()).step_by(97) {
         read_ok_or_one_line(&data[..len]);
     }

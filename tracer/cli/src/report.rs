@@ -9,7 +9,9 @@ use serde::Serialize;
 use tracer_capture::analysis::Site;
 use tracer_capture::stacks::Frame;
 use tracer_capture::text::thousands;
-use tracer_capture::{open_capture, Capture, Header, Location, NativeTree, Replay, StackTotals, Stats};
+use tracer_capture::{
+    open_capture, Capture, Header, Location, NativeTree, Replay, StackTotals, Stats,
+};
 
 use crate::symbolize::Symbolizer;
 

@@ -256,5 +256,8 @@ impl Symbolizer {
 
 /// The segment holding `ip` (the last recorded over it: a later dlopen at the same place).
 fn find_segment(modules: &[ModuleSegment], ip: u64) -> Option<&ModuleSegment> {
-    modules.iter().rev().find(|m| (m.start..m.end).contains(&ip))
+    modules
+        .iter()
+        .rev()
+        .find(|m| (m.start..m.end).contains(&ip))
 }

@@ -121,7 +121,10 @@ fn stacks(a: &mut Analysed, which: Which, native: bool) -> Result<Vec<(Vec<ViewF
             .map(|f| Location::resolve(&a.cap.codes, f))
             .collect();
         let mut frames: Vec<ViewFrame> = if native && t.native != NativeTree::ROOT {
-            let sym = a.symbolizer.as_mut().expect("a native capture has a symbolizer");
+            let sym = a
+                .symbolizer
+                .as_mut()
+                .expect("a native capture has a symbolizer");
             let native_frames = sym.stack(&a.cap.native.ips(t.native));
             let (h, _) = hybrid(&native_frames, &python);
             h.iter()
@@ -197,11 +200,7 @@ impl Node {
     fn find(&self, path: &[&str]) -> Option<&Node> {
         match path.split_first() {
             None => Some(self),
-            Some((first, rest)) => self
-                .children
-                .iter()
-                .find(|c| c.label == *first)?
-                .find(rest),
+            Some((first, rest)) => self.children.iter().find(|c| c.label == *first)?.find(rest),
         }
     }
 }
@@ -552,7 +551,8 @@ pub fn flamegraph(path: &Path, output: &Path, which: Which, native: bool) -> Res
         ));
         opts.count_name = "bytes".into();
         opts.name_type = "Frame:".into();
-        opts.colors = inferno::flamegraph::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
+        opts.colors =
+            inferno::flamegraph::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
         opts.hash = true;
         opts.deterministic = true;
         inferno::flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), &mut svg)
@@ -645,7 +645,10 @@ fn annotate_titles(svg: &str, tree: &Node) -> String {
     }
     let mut frames = Vec::new();
     let mut pos = 0;
-    while let Some(start) = svg[pos..].find("<g><title>").map(|i| pos + i + "<g><title>".len()) {
+    while let Some(start) = svg[pos..]
+        .find("<g><title>")
+        .map(|i| pos + i + "<g><title>".len())
+    {
         let Some(end) = svg[start..].find("</title>").map(|i| start + i) else {
             break;
         };
@@ -687,7 +690,9 @@ fn annotate_titles(svg: &str, tree: &Node) -> String {
             } else {
                 by_depth[depth - 1]
                     .iter()
-                    .find(|&&p| frames[p].x <= frames[i].x && frames[i].x < frames[p].x + frames[p].w)
+                    .find(|&&p| {
+                        frames[p].x <= frames[i].x && frames[i].x < frames[p].x + frames[p].w
+                    })
                     .and_then(|&p| paths[p].clone())
                     .map(|mut v| {
                         v.push(frames[i].name.clone());
@@ -753,15 +758,14 @@ mod tests {
             label: "all".into(),
             ..Node::default()
         };
-        tree.add(&["<module> (x.py:1)".into(), "f (x.py:2)".into()], t(3, 2048));
+        tree.add(
+            &["<module> (x.py:1)".into(), "f (x.py:2)".into()],
+            t(3, 2048),
+        );
         let mut opts = inferno::flamegraph::Options::default();
         let mut svg = Vec::new();
-        inferno::flamegraph::from_lines(
-            &mut opts,
-            ["<module> (x.py:1);f (x.py:2) 2048"].into_iter(),
-            &mut svg,
-        )
-        .unwrap();
+        inferno::flamegraph::from_lines(&mut opts, ["<module> (x.py:1);f (x.py:2) 2048"], &mut svg)
+            .unwrap();
         let svg = annotate_titles(&String::from_utf8(svg).unwrap(), &tree);
         assert!(
             svg.contains("f (x.py:2) (2.0 KiB, 2,048 bytes, 3 allocations, 100.00%)"),
