@@ -128,6 +128,32 @@ struct KeyState {
     stamp: u64,
 }
 
+/// Hashes block addresses: they are aligned (low bits zero) and clustered, so every bit of the
+/// address is mixed into the low bits the table indexes by (splitmix64's finaliser).
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        let mut z = x ^ self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = z ^ (z >> 31);
+    }
+}
+
+type AddrMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<AddrHasher>>;
+
 #[derive(Debug, Clone, Copy)]
 struct Block {
     size: u64,
@@ -139,7 +165,7 @@ struct Block {
 /// The live heap while replaying events: blocks by address, and mmapped ranges (which `munmap` can
 /// cut into pieces); and, per stack pair, what is live now and what was live at the peak.
 struct Heap {
-    blocks: FxHashMap<u64, Block>,
+    blocks: AddrMap<Block>,
     maps: BTreeMap<u64, Block>,
     live_bytes: u64,
     keys: Vec<KeyState>,
@@ -151,7 +177,7 @@ struct Heap {
 impl Default for Heap {
     fn default() -> Self {
         Heap {
-            blocks: FxHashMap::default(),
+            blocks: AddrMap::default(),
             maps: BTreeMap::new(),
             live_bytes: 0,
             keys: Vec::new(),
@@ -252,6 +278,8 @@ impl Heap {
 /// blocks and the distinct stacks, never by the number of events.
 pub struct Replay {
     s: Stats,
+    /// `Stats::by_kind` while replaying, by the kind's number.
+    by_kind: [KindTotals; 64],
     heap: Heap,
     sizes: Histogram<u64>,
     key_of: FxHashMap<(StackId, NativeId), u32>,
@@ -279,6 +307,7 @@ impl Replay {
     pub fn with_temporary_threshold(threshold: usize) -> Self {
         Replay {
             s: Stats::default(),
+            by_kind: [KindTotals::default(); 64],
             heap: Heap::default(),
             sizes: Histogram::<u64>::new_with_bounds(1, u64::MAX / 4, 2).expect("valid bounds"),
             key_of: FxHashMap::default(),
@@ -352,9 +381,8 @@ impl Replay {
 
     /// Replays one event (events must come in global order).
     pub fn event(&mut self, e: &Event) {
-        let s = &mut self.s;
-        s.events += 1;
-        let t = s.by_kind.entry(e.kind).or_default();
+        self.s.events += 1;
+        let t = &mut self.by_kind[e.kind as usize & 63];
         t.count += 1;
         if !e.kind.is_free() {
             t.bytes = t.bytes.saturating_add(e.size);
@@ -402,6 +430,11 @@ impl Replay {
     pub fn finish(mut self, cap: &Capture) -> (Stats, Vec<StackTotals>) {
         let mut s = std::mem::take(&mut self.s);
         s.threads = cap.threads.len();
+        for (i, t) in self.by_kind.iter().enumerate() {
+            if let (true, Some(kind)) = (t.count > 0, Kind::from_u8(i as u8)) {
+                s.by_kind.insert(kind, *t);
+            }
+        }
         let heap = &mut self.heap;
         for b in heap.blocks.values().chain(heap.maps.values()) {
             let t = s.leaks_by_kind.entry(b.kind).or_default();

@@ -225,108 +225,159 @@ pub fn open_capture<R: Read + Seek>(mut source: R) -> Result<StreamedCapture<R>,
     })
 }
 
-impl<R: Read + Seek> StreamedCapture<R> {
+impl<R: Read + Seek + Send> StreamedCapture<R> {
     /// Calls `f` with each event in global order: sorted by epoch, in file order within an epoch
     /// (exactly [`read_capture`]'s order), with the capture's native tree (which `f` may add stacks
     /// to). Chunks are merged by epoch: a chunk is decoded when its first event could be the next one,
-    /// so only chunks whose epoch ranges overlap are in memory at once.
+    /// so only chunks whose epoch ranges overlap are in memory at once. A second thread reads and
+    /// decodes the chunks (in the order they are opened, a few ahead) while this one merges.
     pub fn events(&mut self, mut f: impl FnMut(&Event, &mut NativeTree)) -> Result<(), ReadError> {
-        // Open runs by their next event's key, with their slot in `open`.
-        let mut heap: BinaryHeap<Reverse<(RunKey, usize)>> = BinaryHeap::new();
-        let mut open: Vec<Option<OpenChunk>> = Vec::new();
-        let mut free_slots: Vec<usize> = Vec::new();
-        let mut spare: Vec<Vec<Event>> = Vec::new();
-        let mut position = None;
-        let mut body = Vec::new();
-        let mut plain = Vec::new();
-        let mut next_chunk = 0;
-        loop {
-            // Open every chunk whose first event comes before the earliest open event.
-            while let Some(&entry) = self.chunks.get(next_chunk) {
-                let first = (entry.first_epoch, entry.index, 0);
-                if heap.peek().is_some_and(|Reverse((key, _))| *key < first) {
-                    break;
+        /// Chunks decoded ahead of the merge (each at most a chunk's events: ~1 MiB).
+        const AHEAD: usize = 8;
+        let mut stacks = std::mem::take(&mut self.capture.stacks);
+        // The decoder maps the file's native ids (which `f` never changes: it only adds stacks).
+        let native_ids = self.capture.native.clone();
+        let chunks = &self.chunks;
+        let source = &mut self.source;
+        let native = &mut self.capture.native;
+        let (decoded_tx, decoded) =
+            std::sync::mpsc::sync_channel::<Result<Vec<Event>, ReadError>>(AHEAD);
+        let (spare_tx, spare) = std::sync::mpsc::channel::<Vec<Event>>();
+        let (stacks_mut, native_ids) = (&mut stacks, &native_ids);
+        let result = std::thread::scope(|scope| {
+            let decoder = scope.spawn(move || {
+                let mut loader = Loader::default();
+                for entry in chunks {
+                    let mut events = spare.try_recv().unwrap_or_default();
+                    events.clear();
+                    let r = loader
+                        .load(source, entry, stacks_mut, native_ids, &mut events)
+                        .map(|()| events);
+                    let failed = r.is_err();
+                    if decoded_tx.send(r).is_err() || failed {
+                        break;
+                    }
                 }
-                next_chunk += 1;
-                let mut events = spare.pop().unwrap_or_default();
-                self.load(&entry, &mut position, &mut body, &mut plain, &mut events)?;
-                for run in split_runs(events, entry.index) {
-                    let key = run.key();
-                    let slot = match free_slots.pop() {
-                        Some(slot) => {
-                            open[slot] = Some(run);
-                            slot
-                        }
-                        None => {
-                            open.push(Some(run));
-                            open.len() - 1
-                        }
-                    };
-                    heap.push(Reverse((key, slot)));
-                }
-            }
-            let Some(Reverse((_, slot))) = heap.pop() else {
+                drop(decoded_tx);
+            });
+            let r = merge(chunks, &decoded, &spare_tx, |e| f(e, native));
+            // On an error the decoder stops at its next send.
+            drop(decoded);
+            decoder.join().expect("the chunk decoder does not panic");
+            r
+        });
+        self.capture.stacks = stacks;
+        result
+    }
+}
+
+/// The merge of pass 2: opens chunks in `chunks`' order (their decoded events come from `decoded`)
+/// and gives every event in global order.
+fn merge(
+    chunks: &[ChunkEntry],
+    decoded: &std::sync::mpsc::Receiver<Result<Vec<Event>, ReadError>>,
+    spare: &std::sync::mpsc::Sender<Vec<Event>>,
+    mut f: impl FnMut(&Event),
+) -> Result<(), ReadError> {
+    // Open runs by their next event's key, with their slot in `open`.
+    let mut heap: BinaryHeap<Reverse<(RunKey, usize)>> = BinaryHeap::new();
+    let mut open: Vec<Option<OpenChunk>> = Vec::new();
+    let mut free_slots: Vec<usize> = Vec::new();
+    let mut next_chunk = 0;
+    loop {
+        // Open every chunk whose first event comes before the earliest open event.
+        while let Some(&entry) = chunks.get(next_chunk) {
+            let first = (entry.first_epoch, entry.index, 0);
+            if heap.peek().is_some_and(|Reverse((key, _))| *key < first) {
                 break;
-            };
-            let chunk = open[slot].as_mut().expect("an open chunk");
-            // Give this chunk's events while they stay first (the usual case: one thread at a time).
-            let limit = heap.peek().map(|Reverse((key, _))| *key);
-            let unopened = self
-                .chunks
-                .get(next_chunk)
-                .map(|c| (c.first_epoch, c.index, 0));
-            loop {
-                f(&chunk.events[chunk.next], &mut self.capture.native);
-                chunk.next += 1;
-                if chunk.next == chunk.events.len() {
-                    break;
-                }
-                let key = chunk.key();
-                if limit.is_some_and(|l| l < key) || unopened.is_some_and(|u| u < key) {
-                    break;
-                }
             }
-            if chunk.next == chunk.events.len() {
-                let mut done = open[slot].take().expect("an open chunk");
-                done.events.clear();
-                spare.push(done.events);
-                free_slots.push(slot);
-            } else {
-                heap.push(Reverse((chunk.key(), slot)));
+            next_chunk += 1;
+            let events = decoded
+                .recv()
+                .map_err(|_| corrupt(entry.body_offset, "the chunk decoder stopped"))??;
+            for run in split_runs(events, entry.index) {
+                let key = run.key();
+                let slot = match free_slots.pop() {
+                    Some(slot) => {
+                        open[slot] = Some(run);
+                        slot
+                    }
+                    None => {
+                        open.push(Some(run));
+                        open.len() - 1
+                    }
+                };
+                heap.push(Reverse((key, slot)));
             }
         }
-        Ok(())
+        let Some(Reverse((_, slot))) = heap.pop() else {
+            break;
+        };
+        let chunk = open[slot].as_mut().expect("an open chunk");
+        // Give this chunk's events while they stay first (the usual case: one thread at a time).
+        let limit = heap.peek().map(|Reverse((key, _))| *key);
+        let unopened = chunks.get(next_chunk).map(|c| (c.first_epoch, c.index, 0));
+        loop {
+            f(&chunk.events[chunk.next]);
+            chunk.next += 1;
+            if chunk.next == chunk.events.len() {
+                break;
+            }
+            let key = chunk.key();
+            if limit.is_some_and(|l| l < key) || unopened.is_some_and(|u| u < key) {
+                break;
+            }
+        }
+        if chunk.next == chunk.events.len() {
+            let done = open[slot].take().expect("an open chunk");
+            // The decoder may be gone already (it stops after the last chunk).
+            let _ = spare.send(done.events);
+            free_slots.push(slot);
+        } else {
+            heap.push(Reverse((chunk.key(), slot)));
+        }
     }
+    Ok(())
+}
 
+/// Reads chunks again in pass 2, keeping its buffers and where the source is.
+#[derive(Default)]
+struct Loader {
+    position: Option<u64>,
+    body: Vec<u8>,
+    plain: Vec<u8>,
+}
+
+impl Loader {
     /// Reads and decodes one chunk's events again.
-    fn load(
+    fn load<S: Read + Seek>(
         &mut self,
+        source: &mut S,
         entry: &ChunkEntry,
-        position: &mut Option<u64>,
-        body: &mut Vec<u8>,
-        plain: &mut Vec<u8>,
+        stacks: &mut StackTree,
+        native: &NativeTree,
         events: &mut Vec<Event>,
     ) -> Result<(), ReadError> {
-        if *position != Some(entry.body_offset) {
-            self.source.seek(SeekFrom::Start(entry.body_offset))?;
+        if self.position != Some(entry.body_offset) {
+            source.seek(SeekFrom::Start(entry.body_offset))?;
         }
-        body.clear();
-        body.resize(entry.len as usize, 0);
-        self.source.read_exact(body).map_err(|e| {
+        self.body.clear();
+        self.body.resize(entry.len as usize, 0);
+        source.read_exact(&mut self.body).map_err(|e| {
             corrupt(
                 entry.body_offset,
                 &format!("the file changed while it was read ({e})"),
             )
         })?;
-        *position = Some(entry.body_offset + u64::from(entry.len));
+        self.position = Some(entry.body_offset + u64::from(entry.len));
         let decoded = if entry.compressed {
-            *plain = decompress_body(body, MAX_FRAME_LEN as usize)
+            self.plain = decompress_body(&self.body, MAX_FRAME_LEN as usize)
                 .map_err(|reason| corrupt(entry.body_offset, &reason))?;
-            &plain[..]
+            &self.plain[..]
         } else {
-            &body[..]
+            &self.body[..]
         };
-        decode_chunk(&mut self.capture, decoded, Sink::Replay(events))
+        replay_chunk(stacks, native, decoded, events)
             .map_err(|(at, reason)| corrupt(entry.body_offset + at as u64, &reason))?;
         if events.len() != entry.events as usize {
             return Err(corrupt(
@@ -336,6 +387,50 @@ impl<R: Read + Seek> StreamedCapture<R> {
         }
         Ok(())
     }
+}
+
+/// Pass 2's decoding of a chunk: only what gives events their stacks and times (the definitions were
+/// read in pass 1; `stacks` has every stack already, so a push finds its node).
+fn replay_chunk(
+    stacks: &mut StackTree,
+    natives: &NativeTree,
+    body: &[u8],
+    events: &mut Vec<Event>,
+) -> Result<(), (usize, String)> {
+    let mut dec = ChunkDecoder::new(body).map_err(|e| (0, format!("bad thread chunk: {e}")))?;
+    let (thread, mut time_ns) = (dec.header.thread, dec.header.start_ns);
+    let mut stack = StackTree::ROOT;
+    let mut native = NativeTree::ROOT;
+    let mut at = dec.position();
+    while let Some(rec) = dec.next() {
+        let rec = rec.map_err(|e| (at, format!("bad record in thread chunk: {e}")))?;
+        at = dec.position();
+        match rec {
+            Record::Event {
+                kind,
+                epoch,
+                addr,
+                old_addr,
+                size,
+            } => events.push(Event {
+                kind,
+                thread,
+                epoch,
+                addr,
+                old_addr,
+                size,
+                time_ns,
+                stack,
+                native,
+            }),
+            Record::Push { code, offset } => stack = stacks.push(stack, code, offset),
+            Record::Pop { count } => stack = stacks.pop(stack, count),
+            Record::Time { ns } => time_ns = ns,
+            Record::NativeStack { id } => native = natives.id(id),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A chunk's events as runs of non-decreasing epochs (one run, without copying, in every capture the
@@ -453,29 +548,24 @@ enum Sink<'a> {
     Keep,
     /// Pass 1 of [`open_capture`]: definitions read, events counted.
     Index(&'a mut ChunkEntry),
-    /// Pass 2: definitions skipped (read in pass 1), events appended here.
-    Replay(&'a mut Vec<Event>),
 }
 
 fn decode_chunk(cap: &mut Capture, body: &[u8], mut sink: Sink) -> Result<(), (usize, String)> {
     let mut dec = ChunkDecoder::new(body).map_err(|e| (0, format!("bad thread chunk: {e}")))?;
     let (thread, mut time_ns) = (dec.header.thread, dec.header.start_ns);
-    let replay = matches!(sink, Sink::Replay(_));
-    if !replay {
-        cap.chunks += 1;
-    }
+    cap.chunks += 1;
     // Every chunk starts with an empty Python stack (the writer re-sends the whole stack).
     let mut stack = StackTree::ROOT;
     // Likewise no native stack (the writer re-sends it after a chunk starts).
     let mut native = NativeTree::ROOT;
+    // Records and bytes by kind, added to `cap.record_bytes` at the end of the chunk.
+    let mut record_bytes = [(0u64, 0u64); 64];
     let mut at = dec.position();
     while let Some(rec) = dec.next() {
         let rec = rec.map_err(|e| (at, format!("bad record in thread chunk: {e}")))?;
-        if !replay {
-            let t = cap.record_bytes.entry(rec.kind()).or_default();
-            t.0 += 1;
-            t.1 += (dec.position() - at) as u64;
-        }
+        let t = &mut record_bytes[rec.kind() as usize & 63];
+        t.0 += 1;
+        t.1 += (dec.position() - at) as u64;
         at = dec.position();
         match rec {
             Record::Event {
@@ -504,14 +594,12 @@ fn decode_chunk(cap: &mut Capture, body: &[u8], mut sink: Sink) -> Result<(), (u
                         }
                         entry.events += 1;
                     }
-                    Sink::Replay(events) => events.push(event),
                 }
             }
             Record::Push { code, offset } => stack = cap.stacks.push(stack, code, offset),
             Record::Pop { count } => stack = cap.stacks.pop(stack, count),
             Record::Time { ns } => time_ns = ns,
             Record::NativeStack { id } => native = cap.native.id(id),
-            _ if replay => {}
             Record::ThreadInfo { os_tid } => {
                 cap.threads.insert(thread, os_tid);
             }
@@ -525,6 +613,13 @@ fn decode_chunk(cap: &mut Capture, body: &[u8], mut sink: Sink) -> Result<(), (u
             Record::NativeNode { id, parent, ip } => cap.native.insert(id, parent, ip),
             Record::Module(m) => cap.modules.push(m),
             Record::EvalLoop { addresses } => cap.eval_loop.extend(addresses),
+        }
+    }
+    for (i, (count, bytes)) in record_bytes.into_iter().enumerate() {
+        if let (true, Some(kind)) = (count > 0, Kind::from_u8(i as u8)) {
+            let t = cap.record_bytes.entry(kind).or_default();
+            t.0 += count;
+            t.1 += bytes;
         }
     }
     Ok(())
