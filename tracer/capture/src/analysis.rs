@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::native::{hybrid, HybridFrame, NativeFrame, NativeId};
 use crate::reader::{Capture, Event};
 use crate::record::Kind;
-use crate::stacks::{Location, StackId};
+use crate::stacks::{Frame, Location, StackId};
 
 /// How many sites each table lists.
 pub const TOP_SITES: usize = 10;
@@ -525,30 +525,58 @@ impl Stats {
 
 /// Sites are stacks of source locations: two instructions on one line are one site to a reader,
 /// so stacks that differ only in instruction offsets are merged.
+/// Locations are interned (a stack of them is a list of numbers), so that the index holds each
+/// function and file name once however many stacks pass through it.
 #[derive(Default)]
 struct SiteIndex {
     by_stack: HashMap<(StackId, NativeId), usize>,
-    by_locations: HashMap<(Vec<Location>, NativeId), usize>,
-    locations: Vec<(Vec<Location>, NativeId)>,
+    by_locations: HashMap<(Vec<u32>, NativeId), usize>,
+    locations: Vec<(Vec<u32>, NativeId)>,
+    /// Interned locations, and the location of each frame met.
+    location_ids: HashMap<Location, u32>,
+    location_list: Vec<Location>,
+    by_frame: FxHashMap<Frame, u32>,
 }
 
 impl SiteIndex {
+    fn location(&mut self, cap: &Capture, frame: Frame) -> u32 {
+        if let Some(id) = self.by_frame.get(&frame) {
+            return *id;
+        }
+        let loc = Location::resolve(&cap.codes, frame);
+        let next = self.location_list.len() as u32;
+        let id = match self.location_ids.get(&loc) {
+            Some(id) => *id,
+            None => {
+                self.location_ids.insert(loc.clone(), next);
+                self.location_list.push(loc);
+                next
+            }
+        };
+        self.by_frame.insert(frame, id);
+        id
+    }
+
     fn of(&mut self, cap: &Capture, stack: StackId, native: NativeId) -> usize {
         if let Some(site) = self.by_stack.get(&(stack, native)) {
             return *site;
         }
-        let locs: Vec<Location> = cap
+        let locs: Vec<u32> = cap
             .stacks
             .frames(stack)
             .into_iter()
-            .map(|f| Location::resolve(&cap.codes, f))
+            .map(|f| self.location(cap, f))
             .collect();
         let next = self.locations.len();
         let key = (locs, native);
-        let site = *self.by_locations.entry(key.clone()).or_insert(next);
-        if site == next {
-            self.locations.push(key);
-        }
+        let site = match self.by_locations.get(&key) {
+            Some(site) => *site,
+            None => {
+                self.by_locations.insert(key.clone(), next);
+                self.locations.push(key);
+                next
+            }
+        };
         self.by_stack.insert((stack, native), site);
         site
     }
@@ -566,7 +594,11 @@ impl SiteIndex {
             .map(|(site, (count, bytes))| Site {
                 count: *count,
                 bytes: *bytes,
-                stack: self.locations[*site].0.clone(),
+                stack: self.locations[*site]
+                    .0
+                    .iter()
+                    .map(|l| self.location_list[*l as usize].clone())
+                    .collect(),
                 native_stack: self.locations[*site].1,
                 native: Vec::new(),
                 hybrid: Vec::new(),

@@ -522,12 +522,7 @@ pub fn flamegraph(path: &Path, output: &Path, which: Which, native: bool) -> Res
     let total = tree.totals;
     let command = a.cap.header.command_line.join(" ");
     let title = format!(
-        "{} — {}: {} in {}",
-        if command.is_empty() {
-            "tracer"
-        } else {
-            command.as_str()
-        },
+        "{}: {} in {}",
         which.describe(),
         human_bytes(total.bytes),
         allocations(total.count)
@@ -546,7 +541,12 @@ pub fn flamegraph(path: &Path, output: &Path, which: Which, native: bool) -> Res
         let mut opts = inferno::flamegraph::Options::default();
         opts.title = title.clone();
         opts.subtitle = Some(format!(
-            "{} · hover a frame for its bytes and allocations, click to zoom",
+            "{} ({}) · hover a frame for its bytes and allocations, click to zoom",
+            if command.is_empty() {
+                "?"
+            } else {
+                command.as_str()
+            },
             path.display()
         ));
         opts.count_name = "bytes".into();
