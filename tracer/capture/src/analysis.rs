@@ -679,6 +679,89 @@ mod tests {
         );
     }
 
+    fn replay(events: &[Event]) -> (Stats, Vec<StackTotals>) {
+        let mut r = Replay::new();
+        for e in events {
+            r.event(e);
+        }
+        r.finish(&Capture::default())
+    }
+
+    fn on(stack: StackId, e: Event) -> Event {
+        Event { stack, ..e }
+    }
+
+    #[test]
+    fn the_live_set_at_the_peak_is_the_peaks_not_the_last() {
+        let (s, t) = replay(&[
+            on(1, ev(Kind::Malloc, 0, 0x1000, 0, 100)),
+            on(2, ev(Kind::Malloc, 0, 0x2000, 0, 200)), // peak: 300 (100 on 1, 200 on 2)
+            ev(Kind::Free, 0, 0x2000, 0, 0),
+            on(1, ev(Kind::Malloc, 0, 0x3000, 0, 150)), // 250: not a peak
+            ev(Kind::Free, 0, 0x1000, 0, 0),
+        ]);
+        assert_eq!(s.peak_bytes, 300);
+        let by = |stack| t.iter().find(|k| k.stack == stack).unwrap();
+        assert_eq!(
+            by(1).at_peak,
+            Totals {
+                count: 1,
+                bytes: 100
+            }
+        );
+        assert_eq!(
+            by(2).at_peak,
+            Totals {
+                count: 1,
+                bytes: 200
+            }
+        );
+        assert_eq!(
+            by(1).allocated,
+            Totals {
+                count: 2,
+                bytes: 250
+            }
+        );
+        assert_eq!(
+            by(1).leaked,
+            Totals {
+                count: 1,
+                bytes: 150
+            }
+        );
+        assert_eq!(by(2).leaked, Totals::default());
+    }
+
+    #[test]
+    fn temporary_means_freed_before_the_threads_next_allocation() {
+        let (_, t) = replay(&[
+            on(1, ev(Kind::Malloc, 0, 0x1000, 0, 10)),
+            ev(Kind::Free, 0, 0x1000, 0, 0), // temporary
+            on(2, ev(Kind::Malloc, 0, 0x2000, 0, 20)),
+            on(2, ev(Kind::Malloc, 0, 0x3000, 0, 30)),
+            ev(Kind::Free, 0, 0x2000, 0, 0), // not: another allocation came between
+            on(3, ev(Kind::PymallocMalloc, 0, 0x4000, 0, 40)),
+            on(3, ev(Kind::PymallocRealloc, 0, 0x5000, 0x4000, 50)), // the realloc frees it: temporary
+        ]);
+        let by = |stack| t.iter().find(|k| k.stack == stack).unwrap().temporary;
+        assert_eq!(
+            by(1),
+            Totals {
+                count: 1,
+                bytes: 10
+            }
+        );
+        assert_eq!(by(2), Totals::default());
+        assert_eq!(
+            by(3),
+            Totals {
+                count: 1,
+                bytes: 40
+            }
+        );
+    }
+
     #[test]
     fn partial_munmap_splits_a_mapping() {
         let s = stats(vec![

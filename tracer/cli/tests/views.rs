@@ -92,6 +92,15 @@ fn tree_and_summary_agree_with_stats() {
                 "{ctx}"
             );
 
+            // Temporary allocations are some of all allocations (start-up makes plenty).
+            let temporary = view_json(python, "tree", &["--temporary"], &cap);
+            assert!(u(&temporary["allocations"]) > 0, "{ctx}");
+            assert!(
+                u(&temporary["allocations"]) < u(&all["allocations"]),
+                "{ctx}"
+            );
+            assert!(u(&temporary["bytes"]) < u(&all["bytes"]), "{ctx}");
+
             // The summary's own columns add up to the totals; h's row is the bytearray.
             let summary = view_json(python, "summary", &[], &cap);
             let rows = summary["functions"].as_array().unwrap();
