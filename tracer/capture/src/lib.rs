@@ -17,9 +17,11 @@ pub mod stacks;
 pub mod text;
 pub mod varint;
 
-pub use analysis::Stats;
+pub use analysis::{Replay, StackTotals, Stats};
 pub use header::Header;
 pub use native::{NativeFrame, NativeId, NativeTree};
-pub use reader::{read_capture, read_header, Capture, Event, ReadError};
+pub use reader::{
+    open_capture, read_capture, read_header, Capture, Event, ReadError, StreamedCapture,
+};
 pub use record::Kind;
 pub use stacks::{Location, StackId, StackTree};

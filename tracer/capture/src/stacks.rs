@@ -1,7 +1,7 @@
 //! Provides [`StackTree`]: every Python stack seen in a capture, as a tree of frames, so that an event's
 //! stack is one number and a push or pop is one step.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::linetable::line_for_offset;
 use crate::record::CodeDef;
@@ -20,7 +20,7 @@ pub struct Frame {
 pub struct StackTree {
     /// `(parent, frame)` per node; node 0 is the empty stack.
     nodes: Vec<(StackId, Frame)>,
-    children: HashMap<(StackId, Frame), StackId>,
+    children: FxHashMap<(StackId, Frame), StackId>,
 }
 
 impl StackTree {

@@ -1,9 +1,11 @@
 //! The `tracer` command: runs a program under the allocation tracer (`run`), prints the environment
-//! that does so (`env`, for the harness), and reads captures (`stats`).
+//! that does so (`env`, for the harness), and reads captures (`stats`, and the Memray-like views
+//! `flamegraph`, `tree`, `summary`).
 
 mod launch;
 mod report;
 mod symbolize;
+mod views;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +27,80 @@ enum Command {
     Env(EnvArgs),
     /// Summarise a capture: totals, peak heap, leaks, allocators, sizes, the tracer's counters.
     Stats(StatsArgs),
+    /// Write a flame graph of a capture as a self-contained HTML file (memory live at the peak by
+    /// default).
+    Flamegraph(FlamegraphArgs),
+    /// Print the biggest allocation paths as an indented tree (memory live at the peak by default).
+    Tree(TreeArgs),
+    /// Print per function: total, own and live-at-peak bytes, and allocation counts.
+    Summary(SummaryArgs),
+}
+
+/// Which allocations a view shows (default: those live at the peak).
+#[derive(Args, Clone, Copy)]
+pub struct ViewArgs {
+    /// Every allocation, freed or not.
+    #[arg(long, conflicts_with_all = ["leaks", "temporary"])]
+    all: bool,
+    /// What was never freed (live when tracing stopped).
+    #[arg(long, conflicts_with = "temporary")]
+    leaks: bool,
+    /// Allocations freed before their thread's next allocation (Memray's temporary allocations).
+    #[arg(long)]
+    temporary: bool,
+    /// Native-mode captures: show native frames, with the Python frames in place of the
+    /// interpreter's evaluation loop.
+    #[arg(long)]
+    native: bool,
+}
+
+impl ViewArgs {
+    fn which(&self) -> views::Which {
+        views::Which::from_flags(self.all, self.leaks, self.temporary)
+    }
+}
+
+#[derive(Args)]
+pub struct FlamegraphArgs {
+    /// The capture to read.
+    file: PathBuf,
+    /// The HTML file to write (default: the capture's name with `.html`).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    view: ViewArgs,
+}
+
+#[derive(Args)]
+pub struct TreeArgs {
+    /// The capture to read.
+    file: PathBuf,
+    #[command(flatten)]
+    view: ViewArgs,
+    /// Children shown under each frame (the biggest; the rest are summed in one line).
+    #[arg(long, default_value_t = 10)]
+    max_children: usize,
+    /// Hide paths holding less than this percentage of the total.
+    #[arg(long, default_value_t = 0.0)]
+    min_percent: f64,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct SummaryArgs {
+    /// The capture to read.
+    file: PathBuf,
+    /// Native-mode captures: native functions too.
+    #[arg(long)]
+    native: bool,
+    /// Functions shown in text (JSON lists every one).
+    #[arg(long, default_value_t = 30)]
+    limit: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Which Python stack source the tracer uses.
@@ -122,6 +198,27 @@ fn main() -> ExitCode {
         Command::Stats(args) => {
             report::stats(&args.file, args.json, args.native_only).map(|()| ExitCode::SUCCESS)
         }
+        Command::Flamegraph(args) => {
+            let output = args
+                .output
+                .clone()
+                .unwrap_or_else(|| args.file.with_extension("html"));
+            views::flamegraph(&args.file, &output, args.view.which(), args.view.native)
+                .map(|()| ExitCode::SUCCESS)
+        }
+        Command::Tree(args) => views::tree(
+            &args.file,
+            &views::TreeOptions {
+                which: args.view.which(),
+                native: args.view.native,
+                json: args.json,
+                max_children: args.max_children.max(1),
+                min_percent: args.min_percent,
+            },
+        )
+        .map(|()| ExitCode::SUCCESS),
+        Command::Summary(args) => views::summary(&args.file, args.native, args.json, args.limit)
+            .map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,6 @@
 //! Provides `tracer stats`: reads a capture and prints its analysis as text or JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -9,7 +9,9 @@ use serde::Serialize;
 use tracer_capture::analysis::Site;
 use tracer_capture::stacks::Frame;
 use tracer_capture::text::thousands;
-use tracer_capture::{read_capture, Capture, Header, Location, Stats};
+use tracer_capture::{
+    open_capture, Capture, Header, Location, NativeTree, Replay, StackTotals, Stats,
+};
 
 use crate::symbolize::Symbolizer;
 
@@ -54,24 +56,63 @@ struct RecordBytes {
     bytes: u64,
 }
 
-pub fn stats(path: &Path, json: bool, native_only: bool) -> Result<()> {
+/// A capture read and replayed: its definitions, its analysis, the totals of every stack pair, and
+/// (native mode) the symbolizer that named its frames.
+pub struct Analysed {
+    pub capture_bytes: u64,
+    pub cap: Capture,
+    pub stats: Stats,
+    pub totals: Vec<StackTotals>,
+    pub symbolizer: Option<Symbolizer>,
+}
+
+/// Reads a capture with the streaming reader (two passes, memory bounded by the live blocks and the
+/// distinct stacks) and replays it.
+pub fn analyse(path: &Path) -> Result<Analysed> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let capture_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut cap = read_capture(std::io::BufReader::with_capacity(1 << 20, file))
+    let mut streamed = open_capture(std::io::BufReader::with_capacity(1 << 20, file))
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let stats = if cap.native.is_empty() {
-        Stats::compute(&cap)
-    } else {
-        let modules = std::mem::take(&mut cap.modules);
-        let mut symbolizer = Symbolizer::new(&modules, &cap.eval_loop);
-        symbolizer.merge_hook_frames(&mut cap);
-        let mut stats = Stats::compute(&cap);
-        stats.symbolize(|id| symbolizer.stack(&cap.native.ips(id)));
-        drop(symbolizer);
-        cap.modules = modules;
-        stats
-    };
+    let mut symbolizer = (!streamed.capture.native.is_empty()).then(|| {
+        Symbolizer::new(
+            streamed.capture.modules.clone(),
+            &streamed.capture.eval_loop,
+        )
+    });
+    let mut replay = Replay::new();
+    let mut merged = HashMap::new();
+    streamed
+        .events(|e, native| match symbolizer.as_mut() {
+            Some(sym) if e.native != NativeTree::ROOT => {
+                let mut e = *e;
+                e.native = sym.merge_hook_frame(&mut merged, native, e.native);
+                replay.event(&e);
+            }
+            _ => replay.event(e),
+        })
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let cap = streamed.capture;
+    let (mut stats, totals) = replay.finish(&cap);
+    if let Some(sym) = symbolizer.as_mut() {
+        stats.symbolize(|id| sym.stack(&cap.native.ips(id)));
+    }
+    Ok(Analysed {
+        capture_bytes,
+        cap,
+        stats,
+        totals,
+        symbolizer,
+    })
+}
+
+pub fn stats(path: &Path, json: bool, native_only: bool) -> Result<()> {
+    let Analysed {
+        capture_bytes,
+        cap,
+        stats,
+        ..
+    } = analyse(path)?;
     if json {
         let out = StatsJson {
             file: path.display().to_string(),

@@ -14,7 +14,7 @@ use addr2line::gimli::{self, UnwindSection};
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 use tracer_capture::native::EVAL_FRAME;
 use tracer_capture::record::ModuleSegment;
-use tracer_capture::{Capture, NativeFrame, NativeId, NativeTree};
+use tracer_capture::{NativeFrame, NativeId, NativeTree};
 
 /// One ELF object, opened.
 struct Elf {
@@ -79,18 +79,18 @@ impl Elf {
 }
 
 /// Symbolizes addresses of one capture, caching objects and results.
-pub struct Symbolizer<'a> {
-    modules: &'a [ModuleSegment],
+pub struct Symbolizer {
+    modules: Vec<ModuleSegment>,
     objects: HashMap<String, Option<Elf>>,
     cache: HashMap<u64, Vec<NativeFrame>>,
     /// The evaluation loop's code: address ranges in the traced process.
     eval_loop: Vec<(u64, u64)>,
 }
 
-impl<'a> Symbolizer<'a> {
+impl Symbolizer {
     /// A symbolizer for a capture's `modules`, `eval_loop` being its addresses inside the
     /// evaluation loop (none in older captures: the loop is then known by its symbol only).
-    pub fn new(modules: &'a [ModuleSegment], eval_loop: &[u64]) -> Self {
+    pub fn new(modules: Vec<ModuleSegment>, eval_loop: &[u64]) -> Self {
         let mut s = Symbolizer {
             modules,
             objects: HashMap::new(),
@@ -105,17 +105,9 @@ impl<'a> Symbolizer<'a> {
         s
     }
 
-    /// The segment holding `ip` (the last recorded over it: a later dlopen at the same place).
-    fn segment(&self, ip: u64) -> Option<&'a ModuleSegment> {
-        self.modules
-            .iter()
-            .rev()
-            .find(|m| (m.start..m.end).contains(&ip))
-    }
-
     /// The unwind entry's range around `addr`, in process addresses.
     fn unwind_range(&mut self, addr: u64) -> Option<(u64, u64)> {
-        let seg = self.segment(addr)?;
+        let seg = find_segment(&self.modules, addr)?;
         let elf = self
             .objects
             .entry(seg.path.clone())
@@ -150,7 +142,7 @@ impl<'a> Symbolizer<'a> {
     /// Where the function holding return address `ip` starts, in the traced process (from the
     /// symbol table), if known.
     pub fn function_start(&mut self, ip: u64) -> Option<u64> {
-        let seg = self.segment(ip)?;
+        let seg = find_segment(&self.modules, ip)?;
         let elf = self
             .objects
             .entry(seg.path.clone())
@@ -160,28 +152,32 @@ impl<'a> Symbolizer<'a> {
         elf.symbol_entry(probe).map(|s| s.0.wrapping_add(seg.bias))
     }
 
-    /// Makes each event's innermost native frame (the tracer's hook) its function's entry, so that
+    /// Makes an event's innermost native frame (the tracer's hook) its function's entry, so that
     /// stacks differing only in the path taken inside the hook (a thread's first event goes through
-    /// its set-up) are one site.
-    pub fn merge_hook_frames(&mut self, cap: &mut Capture) {
-        let mut merged: HashMap<NativeId, NativeId> = HashMap::new();
-        for e in cap
-            .events
-            .iter_mut()
-            .filter(|e| e.native != NativeTree::ROOT)
-        {
-            let id = e.native;
-            e.native = *merged.entry(id).or_insert_with(|| {
-                let Some((parent, ip)) = cap.native.node(id) else {
-                    return id;
-                };
-                match self.function_start(ip) {
-                    // +1: the symbolizer takes every address for a return address.
-                    Some(start) => cap.native.intern(parent, start + 1),
-                    None => id,
-                }
-            });
+    /// its set-up) are one site. `merged` caches the answer per stack; call it for every event, in
+    /// order (new stacks get their ids as they are first met).
+    pub fn merge_hook_frame(
+        &mut self,
+        merged: &mut HashMap<NativeId, NativeId>,
+        native: &mut NativeTree,
+        id: NativeId,
+    ) -> NativeId {
+        if id == NativeTree::ROOT {
+            return id;
         }
+        if let Some(m) = merged.get(&id) {
+            return *m;
+        }
+        let m = match native.node(id) {
+            Some((parent, ip)) => match self.function_start(ip) {
+                // +1: the symbolizer takes every address for a return address.
+                Some(start) => native.intern(parent, start + 1),
+                None => id,
+            },
+            None => id,
+        };
+        merged.insert(id, m);
+        m
     }
 
     fn resolve(&mut self, ip: u64) -> Vec<NativeFrame> {
@@ -193,7 +189,7 @@ impl<'a> Symbolizer<'a> {
             line: None,
             inlined: false,
         };
-        let Some(seg) = self.segment(ip) else {
+        let Some(seg) = find_segment(&self.modules, ip) else {
             return vec![unknown("?")];
         };
         let library = Path::new(&seg.path)
@@ -256,4 +252,12 @@ impl<'a> Symbolizer<'a> {
         }
         out
     }
+}
+
+/// The segment holding `ip` (the last recorded over it: a later dlopen at the same place).
+fn find_segment(modules: &[ModuleSegment], ip: u64) -> Option<&ModuleSegment> {
+    modules
+        .iter()
+        .rev()
+        .find(|m| (m.start..m.end).contains(&ip))
 }
