@@ -79,7 +79,7 @@ pub struct SetupArgs {
     /// Also install Memray and offer its four configurations.
     #[arg(long)]
     pub with_memray: bool,
-    /// Configurations to run, comma-separated (default: baseline, our four modes, profile:default, profile-noop).
+    /// Configurations to run, comma-separated (default: baseline, baseline-aa, our four modes, profile:default, profile-noop).
     #[arg(long, value_delimiter = ',')]
     pub configs: Vec<String>,
     /// A TOML file of extra configurations ([[config]] tables).

@@ -84,6 +84,8 @@ pub struct Config {
 /// What `harness run` measures when `--configs` is not given.
 pub const DEFAULT_CONFIGS: &[&str] = &[
     "baseline",
+    // The A/A check: the machine's noise floor, drawn behind every plot (docs/statistics.md).
+    "baseline-aa",
     "default",
     "python-allocators",
     "native",

@@ -96,6 +96,49 @@ pub struct ConfigAnalysis {
     pub memory_change: Option<f64>,
     /// Capture bytes per event, per benchmark with tracer statistics.
     pub capture: BTreeMap<String, CaptureCost>,
+    /// The machine's noise floor: the run's A/A configuration's spread, when it has one (`None`
+    /// for the A/A configuration itself).
+    pub noise: Option<Noise>,
+}
+
+/// The 10%-90% spread of the run's A/A configuration (an untraced configuration identical to the
+/// baseline): what "no difference" looks like on this machine, drawn behind every violin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Noise {
+    /// The A/A configuration.
+    pub config: String,
+    /// 10% and 90% quantiles of its pooled ALL row.
+    pub pooled: (f64, f64),
+    /// 10% and 90% quantiles per benchmark.
+    pub per_bench: BTreeMap<String, (f64, f64)>,
+}
+
+/// A benchmark whose A/A 10%-90% band is wider than this (half its width, relative) is flagged as
+/// unreliable on the machine: its overhead cannot be told from noise at that scale.
+pub const UNRELIABLE_HALF_WIDTH: f64 = 0.10;
+
+impl Noise {
+    fn of(aa: &ConfigAnalysis) -> Option<Noise> {
+        let s = aa.all_summary.as_ref()?;
+        Some(Noise {
+            config: aa.config.name.clone(),
+            pooled: (s.q10, s.q90),
+            per_bench: aa
+                .rows
+                .iter()
+                .map(|r| (r.name.clone(), (r.summary.q10, r.summary.q90)))
+                .collect(),
+        })
+    }
+
+    /// Benchmarks whose A/A band is wider than ±[`UNRELIABLE_HALF_WIDTH`], in name order.
+    pub fn unreliable(&self) -> Vec<&str> {
+        self.per_bench
+            .iter()
+            .filter(|(_, (lo, hi))| (hi - lo) / 2.0 > UNRELIABLE_HALF_WIDTH)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
 }
 
 impl ConfigAnalysis {
@@ -156,13 +199,19 @@ pub fn analyse_with(run: &RunDir, estimator: Estimator) -> RunAnalysis {
         .find(|c| c.name == run.info.baseline)
         .expect("run::load checks that the baseline is a configuration")
         .clone();
-    let configs = run
+    let mut configs: Vec<ConfigAnalysis> = run
         .info
         .configs
         .iter()
         .filter(|c| c.name != baseline.name)
         .map(|c| analyse_config(run, c, &baseline, estimator))
         .collect();
+    // The first A/A configuration is the run's noise floor, shown beside every other one.
+    if let Some(noise) = configs.iter().find(|a| a.aa).and_then(Noise::of) {
+        for a in configs.iter_mut().filter(|a| a.config.name != noise.config) {
+            a.noise = Some(noise.clone());
+        }
+    }
     RunAnalysis {
         estimator,
         baseline,
@@ -307,6 +356,7 @@ fn analyse_config(
         memory,
         memory_change,
         capture,
+        noise: None,
     }
 }
 

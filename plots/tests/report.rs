@@ -433,3 +433,73 @@ fn versions_report_puts_each_python_in_a_column_ordered_by_version() {
     // One run is not a comparison.
     assert!(plots::write_versions_report(&[old], &out).is_err());
 }
+
+#[test]
+fn the_aa_band_is_behind_every_violin_and_in_every_summary_line() {
+    // The fixture run with tracemalloc's results relabelled as an untraced configuration: an A/A
+    // check with a wide band (so its benchmarks are flagged as unreliable).
+    let run = copy_of_fixture("noise");
+    let run_json = run.join("run.json");
+    let mut info: serde_json::Value = serde_json::from_str(&read(&run_json)).unwrap();
+    for c in info["configs"].as_array_mut().unwrap() {
+        if c["name"] == "tracemalloc" {
+            c["name"] = "baseline-aa".into();
+            c["label"] = "untraced again (A/A check)".into();
+            c["tracer"] = "none".into();
+        }
+    }
+    std::fs::write(&run_json, info.to_string()).unwrap();
+    std::fs::rename(
+        run.join("pyperf/tracemalloc.json"),
+        run.join("pyperf/baseline-aa.json"),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(run.join("tracer/tracemalloc"));
+
+    let loaded = plots::run::load(&run).unwrap();
+    let analysis = plots::analysis::analyse(&loaded);
+    let aa = analysis.configs.iter().find(|a| a.aa).unwrap();
+    assert!(
+        aa.noise.is_none(),
+        "the A/A configuration is the noise itself"
+    );
+    let traced = analysis
+        .configs
+        .iter()
+        .find(|a| a.config.name == "default")
+        .unwrap();
+    let noise = traced
+        .noise
+        .as_ref()
+        .expect("noise beside a traced configuration");
+    let pooled = aa.all_summary.as_ref().unwrap();
+    assert_eq!(noise.pooled, (pooled.q10, pooled.q90));
+    let fig = plots::plot::config_figure(traced).unwrap();
+    let all = fig.rows.last().unwrap();
+    assert_eq!(
+        (all.label.as_str(), all.aa_band),
+        ("ALL", Some(noise.pooled))
+    );
+    for row in &fig.rows[..fig.rows.len() - 1] {
+        assert_eq!(
+            row.aa_band,
+            noise.per_bench.get(&row.label).copied(),
+            "{}",
+            row.label
+        );
+    }
+    assert!(fig.axis.min <= noise.pooled.0 && fig.axis.max >= noise.pooled.1);
+
+    let dir = plots::write_report(&run).unwrap();
+    let summary = read(&dir.join("README.md"));
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with("- Noise floor (A/A [baseline-aa], 10%-90%): "))
+        .expect("a noise line");
+    assert!(line.contains("unreliable on this machine"), "{line}");
+    assert_eq!(
+        summary.matches("- Noise floor (A/A").count(),
+        analysis.configs.len() - 1,
+        "every configuration but the A/A one"
+    );
+}

@@ -21,6 +21,9 @@ fn rgb(c: Rgb) -> RGBColor {
     RGBColor(c.0, c.1, c.2)
 }
 
+/// Fill of the A/A bands: a light grey that the violins' fills stay readable over.
+const AA_BAND: RGBColor = RGBColor(0xe4, 0xe4, 0xe4);
+
 /// Height in rows of a dash and of a gap in the dotted quantile lines.
 const DOT: f64 = 0.045;
 /// Half-height of the mean and quantile lines, in rows.
@@ -123,6 +126,19 @@ where
         )])
         .map_err(err)?;
 
+    // The A/A bands first, behind everything of their row.
+    for (i, row) in fig.rows.iter().enumerate() {
+        if let Some((lo, hi)) = row.aa_band {
+            let y = i as f64;
+            chart
+                .draw_series([Rectangle::new(
+                    [(axis.to_coord(lo), y - 0.46), (axis.to_coord(hi), y + 0.46)],
+                    AA_BAND.filled(),
+                )])
+                .map_err(err)?;
+        }
+    }
+
     for (i, row) in fig.rows.iter().enumerate() {
         let y = i as f64;
         let color = rgb(row.color);
@@ -186,10 +202,17 @@ where
     let legend_style = TextStyle::from((font::FAMILY, 13).into_font())
         .color(&BLACK)
         .pos(Pos::new(HPos::Left, VPos::Center));
+    let band = fig.rows.iter().any(|r| r.aa_band.is_some()).then(|| {
+        (
+            "grey: A/A 10%-90%".to_string(),
+            Some((0xe4, 0xe4, 0xe4)),
+        )
+    });
     let entries: Vec<(String, Option<Rgb>)> = fig
         .legend
         .iter()
         .map(|(name, c)| (name.clone(), Some(*c)))
+        .chain(band)
         .chain([(
             "solid line: mean, dotted lines: 10% and 90% quantiles".to_string(),
             None,

@@ -52,6 +52,8 @@ pub struct ViolinRow {
     pub q90: f64,
     /// Sample size.
     pub n: usize,
+    /// The A/A 10%-90% band drawn behind the row (the machine's noise at that row), if known.
+    pub aa_band: Option<(f64, f64)>,
 }
 
 impl ViolinRow {
@@ -70,7 +72,14 @@ impl ViolinRow {
             q10: summary.q10,
             q90: summary.q90,
             n: summary.n,
+            aa_band: None,
         }
+    }
+
+    /// The same row with the A/A band behind it.
+    pub fn with_aa_band(mut self, band: Option<(f64, f64)>) -> Self {
+        self.aa_band = band;
+        self
     }
 
     /// The same row, labelled with `n` measurements behind it (the processes of a bootstrap,
@@ -222,15 +231,14 @@ impl Figure {
         separator_below: Option<usize>,
         legend: Vec<(String, Rgb)>,
     ) -> Self {
+        let band = |r: &ViolinRow| r.aa_band.map(|(a, b)| [a, b]).into_iter().flatten();
         let lo = rows
             .iter()
-            .flat_map(|r| r.xs.iter().chain([&r.q10, &r.mean]))
-            .copied()
+            .flat_map(|r| r.xs.iter().copied().chain([r.q10, r.mean]).chain(band(r)))
             .fold(f64::INFINITY, f64::min);
         let hi = rows
             .iter()
-            .flat_map(|r| r.xs.iter().chain([&r.q90, &r.mean]))
-            .copied()
+            .flat_map(|r| r.xs.iter().copied().chain([r.q90, r.mean]).chain(band(r)))
             .fold(f64::NEG_INFINITY, f64::max);
         let axis = if lo.is_finite() && hi.is_finite() {
             Axis::covering(lo, hi)
@@ -293,12 +301,22 @@ pub fn config_figure(a: &ConfigAnalysis) -> Option<Figure> {
         .iter()
         .map(|r| {
             let color = if r.micro { BLUE } else { RED };
-            ViolinRow::new(&r.name, color, &r.overhead.ratios).measured(r.overhead.measured())
+            let band = a
+                .noise
+                .as_ref()
+                .and_then(|n| n.per_bench.get(&r.name).copied());
+            ViolinRow::new(&r.name, color, &r.overhead.ratios)
+                .measured(r.overhead.measured())
+                .with_aa_band(band)
         })
         .collect();
     rows.sort_by(|x, y| x.mean.total_cmp(&y.mean));
     let separator = rows.len();
-    rows.push(ViolinRow::new("ALL", GREY, &a.all).measured(a.measured()));
+    rows.push(
+        ViolinRow::new("ALL", GREY, &a.all)
+            .measured(a.measured())
+            .with_aa_band(a.noise.as_ref().map(|n| n.pooled)),
+    );
     let mut legend = Vec::new();
     if a.rows.iter().any(|r| r.micro) {
         legend.push(("micro-benchmark".to_string(), BLUE));
@@ -331,7 +349,9 @@ pub fn all_configs_figure(run: &RunAnalysis) -> Option<Figure> {
         .filter(|a| !a.all.is_empty())
         .map(|a| {
             let label = format!("{} [{}]", a.config.display(), a.config.name);
-            ViolinRow::new(label, tracer_color(a.config.tracer()), &a.all).measured(a.measured())
+            ViolinRow::new(label, tracer_color(a.config.tracer()), &a.all)
+                .measured(a.measured())
+                .with_aa_band(a.noise.as_ref().map(|n| n.pooled))
         })
         .collect();
     if rows.is_empty() {

@@ -123,6 +123,27 @@ pub fn aa_text(a: &ConfigAnalysis) -> Option<String> {
     })
 }
 
+/// `Noise floor (A/A [baseline-aa], 10%-90%): 0.93x-1.08x pooled; unreliable here (A/A band wider
+/// than ±10%): go`, or `None` when the run has no A/A configuration (or for that one itself).
+pub fn noise_text(a: &ConfigAnalysis) -> Option<String> {
+    let n = a.noise.as_ref()?;
+    let mut text = format!(
+        "Noise floor (A/A [{}], 10%-90%): {}-{} pooled",
+        n.config,
+        format_factor(n.pooled.0),
+        format_factor(n.pooled.1)
+    );
+    let unreliable = n.unreliable();
+    if !unreliable.is_empty() {
+        text.push_str(&format!(
+            "; unreliable on this machine (A/A band wider than ±{:.0}%): {}",
+            crate::analysis::UNRELIABLE_HALF_WIDTH * 100.0,
+            unreliable.join(", ")
+        ));
+    }
+    Some(text)
+}
+
 /// `1.02x` or `unknown`.
 pub fn memory_text(a: &ConfigAnalysis) -> String {
     a.memory_change

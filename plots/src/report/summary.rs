@@ -6,7 +6,8 @@ use std::fmt::{self, Write};
 
 use super::{
     aa_text, all_text, capture_text, config_page_file, config_title, geometric_mean_line, link,
-    memory_text, missing_text, plot_stem, settings_text, tracer_index_file, ALL_CONFIGS_PLOT,
+    memory_text, missing_text, noise_text, plot_stem, settings_text, tracer_index_file,
+    ALL_CONFIGS_PLOT,
 };
 use crate::analysis::RunAnalysis;
 use crate::run::{ConfigOrder, RunInfo};
@@ -110,6 +111,9 @@ pub fn write_summary(
         writeln!(out, "\n## {}\n", config_title(a))?;
         writeln!(out, "- {}", geometric_mean_line(a))?;
         writeln!(out, "- Overhead, all benchmarks pooled: {}", all_text(a))?;
+        if let Some(noise) = noise_text(a) {
+            writeln!(out, "- {noise}")?;
+        }
         if let Some(aa) = aa_text(a) {
             writeln!(out, "- {aa}")?;
         }
