@@ -55,7 +55,14 @@ impl Runner<'_> {
             };
             let spec = WorkerSpec {
                 python: self.python.clone(),
-                args: worker::pyperf_args(bench, task, &job, &out),
+                args: worker::pyperf_args(
+                    bench,
+                    task,
+                    &job,
+                    &out,
+                    self.info.settings.timer,
+                    &self.work,
+                ),
                 env: self.base_env.clone(),
                 cwd: self.dir.work(),
                 timeout: self.timeout(),

@@ -126,6 +126,10 @@ pub struct RunArgs {
     /// More processes, like pyperf's --rigorous.
     #[arg(long)]
     pub rigorous: bool,
+    /// The workers' clock: wall (pyperf's perf_counter) or cpu (the process's CPU time, all its
+    /// threads; benchmarks that sleep, wait on I/O or run child processes are refused).
+    #[arg(long, default_value = "wall", value_parser = ["wall", "cpu"])]
+    pub timer: String,
     /// Minimum duration of one value when calibrating loops (pyperf's --min-time), in seconds.
     #[arg(long, default_value_t = 0.1)]
     pub min_time: f64,
@@ -171,6 +175,11 @@ impl RunArgs {
             timeout_s: self.timeout,
             min_time: self.min_time,
             order: ConfigOrder::Rotate,
+            timer: if self.timer == "cpu" {
+                rundir::Timer::Cpu
+            } else {
+                rundir::Timer::Wall
+            },
         };
         if s.processes == 0 || s.values == 0 {
             bail!("--processes and --values must be at least 1");

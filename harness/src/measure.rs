@@ -194,7 +194,14 @@ impl Runner<'_> {
         };
         let spec = WorkerSpec {
             python: self.python.clone(),
-            args: worker::pyperf_args(manifest, bench.task.unwrap_or(0), &job, &out),
+            args: worker::pyperf_args(
+                manifest,
+                bench.task.unwrap_or(0),
+                &job,
+                &out,
+                s.timer,
+                &self.work,
+            ),
             env: penv.env,
             cwd: self.dir.work(),
             timeout: self.timeout(),

@@ -110,6 +110,11 @@ pub fn run(start: Start, write_report: bool) -> Result<Ended> {
     for c in &prepared.configs {
         crate::environ::write_bootstrap(&dir.work(), c)?;
     }
+    if info.settings.timer == rundir::Timer::Cpu {
+        let shim = crate::worker::cpu_timer_shim(&dir.work());
+        std::fs::write(&shim, crate::worker::CPU_TIMER_SHIM)
+            .with_context(|| format!("cannot write {}", shim.display()))?;
+    }
     if !dir.system_txt().is_file() {
         write_system_txt(&dir, &info, &prepared, &base_env)?;
     }
@@ -296,8 +301,37 @@ fn start_new(new: NewRun) -> Result<(RunDir, RunInfo, Prepared)> {
         }
     }
     prepared.drop_uninstalled();
+    if info.settings.timer == rundir::Timer::Cpu {
+        refuse_for_cpu_timer(&dir, &mut prepared)?;
+    }
     eprintln!("harness: run directory {}", dir.root.display());
     Ok((dir, info, prepared))
+}
+
+/// Records the benchmarks that `--timer cpu` cannot measure as failed (in every configuration) and
+/// leaves them out.
+fn refuse_for_cpu_timer(dir: &RunDir, prepared: &mut Prepared) -> Result<()> {
+    let mut keep = Vec::new();
+    for b in std::mem::take(&mut prepared.manifest) {
+        match crate::worker::cpu_timer_refusal(&b) {
+            Some(why) => {
+                eprintln!("harness: {}: {why}", b.name);
+                for c in &prepared.configs {
+                    dir.record_failure(&Failure::new(
+                        &b.name,
+                        &c.name,
+                        None,
+                        FailureKind::Failed,
+                        &why,
+                        "",
+                    ))?;
+                }
+            }
+            None => keep.push(b),
+        }
+    }
+    prepared.manifest = keep;
+    Ok(())
 }
 
 fn resume(d: &Path) -> Result<(RunDir, RunInfo, Prepared)> {
@@ -329,6 +363,12 @@ fn resume(d: &Path) -> Result<(RunDir, RunInfo, Prepared)> {
     crate::system::ensure_free_space(&dir.root)?;
     let mut prepared = prepare::prepare(&selection)?;
     prepared.drop_uninstalled();
+    if info.settings.timer == rundir::Timer::Cpu {
+        // Recorded as failed when the run started.
+        prepared
+            .manifest
+            .retain(|b| crate::worker::cpu_timer_refusal(b).is_none());
+    }
     eprintln!("harness: resuming {}", dir.root.display());
     Ok((dir, info, prepared))
 }

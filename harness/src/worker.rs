@@ -55,13 +55,69 @@ pub enum PyperfJob {
     },
 }
 
-/// The arguments (after the interpreter) of one pyperf worker of `bench`:
-/// `-u run_benchmark.py <extra_opts> --worker --worker-task=K <job> --output FILE`.
-pub fn pyperf_args(bench: &Benchmark, task: u32, job: &PyperfJob, output: &Path) -> Vec<String> {
-    let mut args = vec![
-        "-u".to_string(),
-        bench.runscript.to_string_lossy().into_owned(),
+/// The script that runs a benchmark's `run_benchmark.py` with pyperf's clock replaced by the
+/// process's CPU time (`--timer cpu`): pyperf's runner reads `time.perf_counter` at every timing,
+/// and the benchmarks that time themselves call `pyperf.perf_counter`, so both are pointed at
+/// `time.process_time`; the benchmark's own `time` module is left alone.
+pub const CPU_TIMER_SHIM: &str = r#"# Written by the harness (--timer cpu): pyperf's clock is the process's CPU time.
+import os, runpy, sys, time
+import pyperf, pyperf._runner
+
+class _CpuClock:
+    perf_counter = staticmethod(time.process_time)
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+pyperf._runner.time = _CpuClock()
+pyperf.perf_counter = time.process_time
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(os.path.abspath(script))
+runpy.run_path(script, run_name="__main__")
+"#;
+
+/// Where [`CPU_TIMER_SHIM`] is written in a run's work directory.
+pub fn cpu_timer_shim(work: &Path) -> PathBuf {
+    work.join("cpu_timer.py")
+}
+
+/// Why `--timer cpu` cannot measure a benchmark: its script waits (sleeps, sockets, child
+/// processes, whose time is not the worker's CPU time) or times itself with `time.perf_counter`.
+pub fn cpu_timer_refusal(bench: &Benchmark) -> Option<String> {
+    let source = std::fs::read_to_string(&bench.runscript).ok()?;
+    const WAITS: [(&str, &str); 6] = [
+        ("bench_command", "it times a child command"),
+        ("subprocess", "it runs child processes"),
+        ("sleep(", "it sleeps"),
+        ("socket", "it waits on sockets"),
+        ("start_server", "it waits on a server"),
+        (
+            "time.perf_counter",
+            "it times itself with time.perf_counter",
+        ),
     ];
+    WAITS
+        .iter()
+        .find(|(needle, _)| source.contains(needle))
+        .map(|(_, why)| format!("not measurable with --timer cpu: {why}"))
+}
+
+/// The arguments (after the interpreter) of one pyperf worker of `bench`:
+/// `-u run_benchmark.py <extra_opts> --worker --worker-task=K <job> --output FILE` (with `--timer
+/// cpu`, the script is run through the CPU-clock shim in `work`).
+pub fn pyperf_args(
+    bench: &Benchmark,
+    task: u32,
+    job: &PyperfJob,
+    output: &Path,
+    timer: rundir::Timer,
+    work: &Path,
+) -> Vec<String> {
+    let mut args = vec!["-u".to_string()];
+    if timer == rundir::Timer::Cpu {
+        args.push(cpu_timer_shim(work).to_string_lossy().into_owned());
+    }
+    args.push(bench.runscript.to_string_lossy().into_owned());
     args.extend(bench.extra_opts.iter().cloned());
     args.extend(["--worker".to_string(), format!("--worker-task={task}")]);
     match job {

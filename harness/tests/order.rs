@@ -76,6 +76,7 @@ fn run_fake(name: &str, effect: &str, order: ConfigOrder) -> PathBuf {
             timeout_s: 60,
             min_time: 0.1,
             order,
+            timer: Default::default(),
         },
         benchmarks: vec![BenchmarkInfo {
             name: "fake".into(),

@@ -3,7 +3,7 @@
 //! the file.
 
 pub use rundir::{
-    load, BenchmarkInfo, ConfigInfo, ConfigOrder, Failure, RunInfo, Settings, SystemInfo,
+    load, BenchmarkInfo, ConfigInfo, ConfigOrder, Failure, RunInfo, Settings, SystemInfo, Timer,
     TracerLine,
 };
 

@@ -25,5 +25,5 @@ pub use dir::{write_atomic, RunDir};
 pub use load::{load, Run};
 pub use records::{
     BenchmarkInfo, ConfigInfo, ConfigOrder, Excluded, Failure, FailureKind, Progress, RunInfo,
-    Settings, SystemInfo, TracerLine,
+    Settings, SystemInfo, Timer, TracerLine,
 };

@@ -79,6 +79,21 @@ pub struct Settings {
     /// The order of the configurations within each round of worker processes.
     #[serde(default)]
     pub order: ConfigOrder,
+    /// The clock of pyperf's workers.
+    #[serde(default)]
+    pub timer: Timer,
+}
+
+/// The clock pyperf's workers time the benchmark with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timer {
+    /// `time.perf_counter`: wall time (pyperf's own).
+    #[default]
+    Wall,
+    /// `time.process_time`: the worker process's CPU time, all its threads (the tracer's writer
+    /// thread included), not the time it waits.
+    Cpu,
 }
 
 /// The order in which the configurations run within a round (one process of each).
@@ -115,6 +130,7 @@ impl Default for Settings {
             timeout_s: default_timeout(),
             min_time: default_min_time(),
             order: ConfigOrder::Fixed,
+            timer: Timer::Wall,
         }
     }
 }

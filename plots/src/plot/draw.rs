@@ -202,12 +202,11 @@ where
     let legend_style = TextStyle::from((font::FAMILY, 13).into_font())
         .color(&BLACK)
         .pos(Pos::new(HPos::Left, VPos::Center));
-    let band = fig.rows.iter().any(|r| r.aa_band.is_some()).then(|| {
-        (
-            "grey: A/A 10%-90%".to_string(),
-            Some((0xe4, 0xe4, 0xe4)),
-        )
-    });
+    let band = fig
+        .rows
+        .iter()
+        .any(|r| r.aa_band.is_some())
+        .then(|| ("grey: A/A 10%-90%".to_string(), Some((0xe4, 0xe4, 0xe4))));
     let entries: Vec<(String, Option<Rgb>)> = fig
         .legend
         .iter()

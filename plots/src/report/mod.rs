@@ -84,8 +84,12 @@ pub fn geometric_mean_line(a: &ConfigAnalysis) -> String {
 /// `6 processes x 3 values (1 warmup)`, with `?` for what run.json did not record.
 pub fn settings_text(s: &crate::run::Settings) -> String {
     if s.known() {
+        let timer = match s.timer {
+            crate::run::Timer::Wall => "",
+            crate::run::Timer::Cpu => ", timed by the process's CPU time (--timer cpu)",
+        };
         format!(
-            "{} processes x {} values ({} warmup)",
+            "{} processes x {} values ({} warmup){timer}",
             s.processes, s.values, s.warmups
         )
     } else {
