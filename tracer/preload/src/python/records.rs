@@ -38,7 +38,6 @@ pub fn stack_source() -> Option<Source> {
 /// Records the calling thread's Python stack from `source` (as [`stack_source`] gave it), as the
 /// difference from the one last recorded. The caller's event record (and a native stack id) fits in
 /// the room reserved with it.
-#[inline]
 pub fn python_stack(sink: &mut impl Sink, py: &mut PyThread, source: Source) {
     let Some(layout) = super::layout() else {
         return;
