@@ -18,8 +18,11 @@ fn traced_pair_count_repeats_and_exceeds_untraced() {
     let untraced = cg.per_iteration(Tracing::Off, &program, &args, n);
     let first = cg.per_iteration(Tracing::DEFAULT, &program, &args, n);
     let second = cg.per_iteration(Tracing::DEFAULT, &program, &args, n);
+    // Not to the instruction: each event's timestamp delta is a varint whose length depends on the
+    // real time between events (seen: 319.80 then 320.03, 351.49 then 351.24 on a loaded machine).
+    // One instruction per pair (0.3%) is still far below the 2% a change must show.
     assert!(
-        (first - second).abs() <= 0.2,
+        (first - second).abs() <= 1.0,
         "traced pair: {first} then {second} instructions"
     );
     assert!(
