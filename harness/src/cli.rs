@@ -386,8 +386,20 @@ fn ab(args: AbArgs) -> Result<i32> {
     let a = crate::ab::resolve(&args.a)?;
     let b = crate::ab::resolve(&args.b)?;
     let (configs, request) = crate::ab::configs(baseline, &modes, &a, &b, args.aa)?;
+    let mut settings = run.settings()?;
+    // The rotation puts every configuration in every position only over a multiple of their
+    // number of rounds: an A/B run is rounded up to one, so position effects cannot favour a side.
+    let n = configs.len() as u32;
+    if settings.processes % n != 0 {
+        let up = settings.processes.div_ceil(n) * n;
+        eprintln!(
+            "harness: {} processes rounded up to {up}, a multiple of the {n} configurations (balanced rotation)",
+            settings.processes
+        );
+        settings.processes = up;
+    }
     let start = Start::New(Box::new(NewRun {
-        settings: run.settings()?,
+        settings,
         selection: Selection {
             configs,
             ..selection(&setup)?

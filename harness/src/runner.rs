@@ -304,6 +304,15 @@ fn start_new(new: NewRun) -> Result<(RunDir, RunInfo, Prepared)> {
     if info.settings.timer == rundir::Timer::Cpu {
         refuse_for_cpu_timer(&dir, &mut prepared)?;
     }
+    let n = prepared.configs.len() as u32;
+    if info.settings.order == rundir::ConfigOrder::Rotate && info.settings.processes % n != 0 {
+        eprintln!(
+            "harness: warning: {} processes is not a multiple of the {n} configurations: the rotated \
+             order does not put every configuration in every position equally often (use -p {})",
+            info.settings.processes,
+            info.settings.processes.div_ceil(n) * n
+        );
+    }
     eprintln!("harness: run directory {}", dir.root.display());
     Ok((dir, info, prepared))
 }
