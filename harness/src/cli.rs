@@ -390,7 +390,7 @@ fn ab(args: AbArgs) -> Result<i32> {
     // The rotation puts every configuration in every position only over a multiple of their
     // number of rounds: an A/B run is rounded up to one, so position effects cannot favour a side.
     let n = configs.len() as u32;
-    if settings.processes % n != 0 {
+    if !settings.processes.is_multiple_of(n) {
         let up = settings.processes.div_ceil(n) * n;
         eprintln!(
             "harness: {} processes rounded up to {up}, a multiple of the {n} configurations (balanced rotation)",
