@@ -823,3 +823,92 @@ fn the_bootstrap_imports_nothing_from_the_script_or_the_cwd() {
         }
     }
 }
+
+/// Runs `cmd` (its own process group) and returns its output, or kills the group and panics once
+/// `limit` has passed: a hang fails the test instead of blocking the run.
+fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let mut child = cmd
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both pipes drained as the program runs, so that a full pipe cannot stall it.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).map(|_| v).unwrap_or_default()
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        err.read_to_end(&mut v).map(|_| v).unwrap_or_default()
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: kill(2) on the process group this test started; no memory is involved.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {limit:?}: killed (a hang)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
+}
+
+/// The fork gate: a fork while other threads are inside the unwinder must not leave the child one
+/// of its locks held (it did: the child's first unwind hung in libunwind). 200 forks, each while
+/// fresh threads make their first unwinds; the program counts a child still running after 10 s as
+/// hung, and the whole run is killed (failing the test) if it outlasts four minutes. Both unwinders.
+#[test]
+fn forks_while_threads_unwind_never_hang_the_child() {
+    const FORKS: usize = 200;
+    let dir = test_dir("rel-fork-gate");
+    let exe = compile(&dir, "rel_fork_gate", &[]);
+    let n = FORKS.to_string();
+    let untraced = output(Command::new(&exe).arg(&n));
+    assert_eq!(
+        String::from_utf8_lossy(&untraced.stdout),
+        format!("forks {FORKS} hung 0 failed 0\n")
+    );
+    for unwinder in ["libunwind", "gcc"] {
+        let d = dir.join(unwinder);
+        std::fs::create_dir_all(&d).unwrap();
+        let cap = d.join("cap.bin");
+        let mut cmd = tracer();
+        cmd.args(["run", "-o"])
+            .arg(&cap)
+            .args(["--native", "--exec"])
+            .arg(&exe)
+            .arg(&n)
+            .current_dir(&d);
+        if unwinder == "gcc" {
+            cmd.env("TRACER_UNWINDER", "gcc");
+        }
+        let out = output_within(&mut cmd, std::time::Duration::from_secs(240));
+        assert_same(unwinder, &untraced, &out);
+        let parent = complete(&cap);
+        assert!(parent["counters"]["native_unwinds"].as_u64().unwrap() > 0);
+        let children = child_captures(&d);
+        assert_eq!(children.len(), FORKS, "{unwinder}");
+        // Every child recorded its block of 12345 bytes with a native stack (a few read: each read
+        // is a process).
+        for c in children.iter().step_by(40) {
+            let s = complete(c);
+            assert_eq!(bucket(&s, 8192), 1, "{unwinder}: {}", c.display());
+            assert!(s["counters"]["native_unwinds"].as_u64().unwrap() > 0, "{unwinder}");
+            assert_eq!(s["header"]["forked_from"], parent["header"]["pid"]);
+        }
+    }
+}

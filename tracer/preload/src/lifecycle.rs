@@ -160,6 +160,8 @@ pub fn before_exec() {
 extern "C" fn before_fork() {
     // SAFETY: this thread's own state; the guard is cleared by the matching after-fork handler.
     unsafe { (*tls::state()).guard = tls::GUARD_TRACER };
+    // First: a thread inside the unwinder may need the locks taken below (its `mmap`s).
+    crate::native::before_fork();
     writer::before_fork();
     crate::inner_maps::before_fork();
 }
@@ -167,6 +169,7 @@ extern "C" fn before_fork() {
 extern "C" fn after_fork_in_parent() {
     crate::inner_maps::after_fork();
     writer::after_fork_in_parent();
+    crate::native::after_fork_in_parent();
     // SAFETY: this thread's own state.
     unsafe { (*tls::state()).guard = 0 };
 }

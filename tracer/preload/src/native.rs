@@ -5,7 +5,8 @@
 //! - [`unwind`]: the raw unwind, through libunwind's `unw_backtrace` (loaded with `dlopen` and
 //!   `RTLD_LOCAL`, so its `_Unwind_*` and `backtrace` exports never interpose the program's) with
 //!   its per-thread cache; glibc's `backtrace` (libgcc's unwinder) when libunwind is missing or
-//!   `TRACER_UNWINDER=gcc`.
+//!   `TRACER_UNWINDER=gcc`. A fork gate keeps `fork` from happening while any thread is inside the
+//!   unwinder, whose locks a child would otherwise inherit held ([`before_fork`]).
 //! - [`NativeThread`]: the thread's trie of `(parent, ip)` nodes. Ids come from one global counter,
 //!   so they are unique in the capture; only new nodes are written (`native_node` records).
 //! - The module map: executable `PT_LOAD` segments from `dl_iterate_phdr`, read at start and again
@@ -20,7 +21,7 @@
 
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Acquire};
-use std::sync::atomic::{Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{Ordering::AcqRel, Ordering::Relaxed, Ordering::Release};
 
 use libc::{c_int, c_void};
 use rustc_hash::FxHashMap;
@@ -147,8 +148,8 @@ const PTHREAD_CANCEL_DISABLE: c_int = 1;
 
 /// Fills `ips` with the calling thread's return addresses, innermost first (starting inside the
 /// unwinder or its caller), and returns how many. Never symbolizes, never locks anything but what
-/// the unwinder takes on a cache miss (the loader's `dl_iterate_phdr` lock). Public so that a bench
-/// can time it.
+/// the unwinder takes on a cache miss (the loader's `dl_iterate_phdr` lock), and waits only while a
+/// `fork` holds the fork gate closed ([`ForkGate`]). Public so that a bench can time it.
 #[inline(never)]
 pub fn unwind(ips: &mut [usize; BUFFER]) -> usize {
     let f = UNWINDER.load(Acquire);
@@ -159,6 +160,7 @@ pub fn unwind(ips: &mut [usize; BUFFER]) -> usize {
     // wraps as such): with a cancel request pending, the thread would be cancelled inside `malloc`,
     // which it never is untraced. Cancellation is held off for the unwind and restored after it.
     let mut cancel_state = 0;
+    let _inside = Gate::enter();
     // SAFETY: `f` is a `Backtrace` stored by `init`; `ips` has room for `BUFFER` entries;
     // pthread_setcancelstate with a valid out-pointer, the old state put back.
     let n = unsafe {
@@ -169,6 +171,98 @@ pub fn unwind(ips: &mut [usize; BUFFER]) -> usize {
         n
     };
     (n.max(0) as usize).min(BUFFER)
+}
+
+/// The fork gate around the unwinders. Both take locks of their own inside (libunwind: its memory
+/// pools, its global cache, its one-time set-up; libgcc: its registered-objects mutex), which a fork
+/// child inherits locked, for good, if another thread held one at the moment of `fork`: the child's
+/// next unwind then hangs. So the word counts the threads inside an unwinder, and the fork prepare
+/// handler closes the gate ([`GATE_CLOSED`]), which holds new unwinds back, and waits until the count
+/// is zero: the child gets every unwinder lock free. The hot path pays one atomic add on entry and
+/// one subtraction on exit (alone on its cache line).
+#[repr(align(64))]
+struct ForkGate(AtomicU32);
+
+static GATE: ForkGate = ForkGate(AtomicU32::new(0));
+/// Set in `GATE` from the fork prepare handler to the parent and child handlers.
+const GATE_CLOSED: u32 = 1 << 31;
+/// How long the prepare handler waits for the unwinders to empty. A thread leaves one in
+/// microseconds; the bound is only for the pathological cases (the forking thread itself inside the
+/// unwinder, from a signal handler; a thread stopped inside it): then the fork goes on and the child
+/// unwinds nothing (see [`after_fork_in_child`]) rather than risking the hang.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// Whether the last prepare handler saw the unwinders empty.
+static GATE_DRAINED: AtomicBool = AtomicBool::new(true);
+
+/// A thread inside an unwinder, from [`Gate::enter`] to the drop.
+struct Gate;
+
+impl Gate {
+    #[inline(always)]
+    fn enter() -> Gate {
+        if GATE.0.fetch_add(1, Acquire) & GATE_CLOSED != 0 {
+            Gate::wait_for_open();
+        }
+        Gate
+    }
+
+    /// A fork is under way: steps out again and waits (never parking) until the gate opens.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_open() {
+        loop {
+            GATE.0.fetch_sub(1, Release);
+            let mut spins = 0u32;
+            while GATE.0.load(Relaxed) & GATE_CLOSED != 0 {
+                if spins < 64 {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    // SAFETY: sched_yield has no preconditions.
+                    unsafe { libc::sched_yield() };
+                }
+            }
+            if GATE.0.fetch_add(1, Acquire) & GATE_CLOSED == 0 {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Gate {
+    #[inline(always)]
+    fn drop(&mut self) {
+        GATE.0.fetch_sub(1, Release);
+    }
+}
+
+/// `pthread_atfork` prepare, before any other handler of the tracer takes a lock (a thread inside
+/// the unwinder may `mmap`, which takes `inner_maps`' lock): closes the gate and waits, spinning then
+/// yielding, at most [`DRAIN_LIMIT`], for the threads inside an unwinder to leave.
+pub fn before_fork() {
+    GATE.0.fetch_or(GATE_CLOSED, AcqRel);
+    let start = std::time::Instant::now();
+    let mut spins = 0u32;
+    let drained = loop {
+        if GATE.0.load(Acquire) == GATE_CLOSED {
+            break true;
+        }
+        if spins < 64 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else if start.elapsed() > DRAIN_LIMIT {
+            break false;
+        } else {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    };
+    GATE_DRAINED.store(drained, Relaxed);
+}
+
+/// `pthread_atfork` parent: opens the gate again.
+pub fn after_fork_in_parent() {
+    GATE.0.fetch_and(!GATE_CLOSED, Release);
 }
 
 /// The slice of `ips` that belongs to the program: from the outermost of the leading tracer frames
@@ -579,14 +673,24 @@ pub fn frames_with_cfa(max: usize) -> Vec<(usize, usize)> {
         frames: Vec::new(),
         max,
     };
+    let inside = Gate::enter();
     // SAFETY: libgcc_s's unwinder (linked by this library) with a callback of the right signature.
     unsafe { _Unwind_Backtrace(each, std::ptr::addr_of_mut!(out).cast()) };
+    drop(inside);
     out.frames
 }
 
 /// In a fork child: the new capture has none of the module map yet, and the lock may have been held
-/// by a thread that is not in the child.
+/// by a thread that is not in the child. The fork gate opens; if the prepare handler gave up waiting
+/// for it, an unwinder lock may be held for good, so the child unwinds no more.
 pub fn after_fork_in_child() {
+    // The threads counted in the gate are not in the child.
+    GATE.0.store(0, Release);
+    if !GATE_DRAINED.load(Relaxed) && UNWINDER.swap(0, AcqRel) != 0 {
+        crate::state::stderr_line(
+            "tracer: fork: a thread was still inside the unwinder; the child records no native stacks\n",
+        );
+    }
     // SAFETY: a fork child, before any other thread runs; no guard is alive here.
     unsafe { EVAL_LOOP.reset_in_fork_child() };
     if !EVAL_LOOP.lock().is_empty() {
