@@ -305,7 +305,9 @@ fn start_new(new: NewRun) -> Result<(RunDir, RunInfo, Prepared)> {
         refuse_for_cpu_timer(&dir, &mut prepared)?;
     }
     let n = prepared.configs.len() as u32;
-    if info.settings.order == rundir::ConfigOrder::Rotate && !info.settings.processes.is_multiple_of(n) {
+    if info.settings.order == rundir::ConfigOrder::Rotate
+        && !info.settings.processes.is_multiple_of(n)
+    {
         eprintln!(
             "harness: warning: {} processes is not a multiple of the {n} configurations: the rotated \
              order does not put every configuration in every position equally often (use -p {})",

@@ -907,7 +907,10 @@ fn forks_while_threads_unwind_never_hang_the_child() {
         for c in children.iter().step_by(40) {
             let s = complete(c);
             assert_eq!(bucket(&s, 8192), 1, "{unwinder}: {}", c.display());
-            assert!(s["counters"]["native_unwinds"].as_u64().unwrap() > 0, "{unwinder}");
+            assert!(
+                s["counters"]["native_unwinds"].as_u64().unwrap() > 0,
+                "{unwinder}"
+            );
             assert_eq!(s["header"]["forked_from"], parent["header"]["pid"]);
         }
     }
