@@ -172,6 +172,13 @@ fn walk_and_profile_agree_on_every_allocation() {
                 compared > 1000,
                 "{python} {args:?}: only {compared} compared"
             );
+            // The walk's fast way (the frames below the last stack recorded) gave the whole walk's
+            // stack every time it applied, and it applied to most allocations.
+            assert_eq!(c["fast_walk_mismatches"], 0, "{python} {args:?}: {c}");
+            assert!(
+                c["fast_walk_checks"].as_u64().unwrap() > compared / 2,
+                "{python} {args:?}: {c}"
+            );
             // Skips are only the frame being entered or left; they stay a minority.
             assert!(
                 c["stack_checks_skipped"].as_u64().unwrap() < compared / 2,

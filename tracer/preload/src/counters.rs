@@ -19,6 +19,9 @@ pub static CODES_INTERNED: AtomicU64 = AtomicU64::new(0);
 pub static STACK_CHECKS: AtomicU64 = AtomicU64::new(0);
 pub static STACK_CHECKS_SKIPPED: AtomicU64 = AtomicU64::new(0);
 pub static STACK_MISMATCHES: AtomicU64 = AtomicU64::new(0);
+/// Check mode's test of the walk's fast way (`records::fresh_frames`) against the whole walk.
+pub static FAST_WALK_CHECKS: AtomicU64 = AtomicU64::new(0);
+pub static FAST_WALK_MISMATCHES: AtomicU64 = AtomicU64::new(0);
 /// Which unwinder runs: 0 none, 1 libunwind, 2 glibc's `backtrace`.
 pub static NATIVE_UNWINDER: AtomicU64 = AtomicU64::new(0);
 pub static NATIVE_UNWINDS: AtomicU64 = AtomicU64::new(0);
@@ -51,7 +54,7 @@ impl ThreadCounters {
 }
 
 /// Every counter, named as the end record names it.
-pub fn snapshot() -> [(&'static str, u64); 18] {
+pub fn snapshot() -> [(&'static str, u64); 20] {
     let all = [
         ("chunks_written", &CHUNKS_WRITTEN),
         ("bytes_written", &BYTES_WRITTEN),
@@ -66,6 +69,8 @@ pub fn snapshot() -> [(&'static str, u64); 18] {
         ("stack_checks", &STACK_CHECKS),
         ("stack_checks_skipped", &STACK_CHECKS_SKIPPED),
         ("stack_mismatches", &STACK_MISMATCHES),
+        ("fast_walk_checks", &FAST_WALK_CHECKS),
+        ("fast_walk_mismatches", &FAST_WALK_MISMATCHES),
         ("native_unwinder", &NATIVE_UNWINDER),
         ("native_unwinds", &NATIVE_UNWINDS),
         ("native_frames", &NATIVE_FRAMES),

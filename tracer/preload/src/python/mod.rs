@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::OnceLock;
 
 use layout::Layout;
-use walk::RawFrame;
+use walk::{FrameWords, RawFrame};
 
 /// Where allocation records get their Python stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,9 @@ pub struct Emitted {
     pub one_by_one: bool,
     /// Tells this code object from another one later at the same address.
     pub fingerprint: codes::Fingerprint,
+    /// The frame's words when the walk recorded it (all zero from the slow walk or the profile
+    /// source, which match no frame): equal words next time mean the same frame of the stack.
+    pub words: FrameWords,
 }
 
 /// Per-thread Python state, kept in the thread's buffer.
@@ -73,42 +76,50 @@ pub struct PyThread {
     pub emitted: Vec<Emitted>,
     pub emitted_chunk: u64,
     pub scratch: Vec<RawFrame>,
+    /// The words of the frames in `scratch` (aligned with it), when they were walked.
+    pub words: Vec<FrameWords>,
     pub other: Vec<RawFrame>,
     pub ids: Vec<(u32, bool)>,
     /// (code id, offset) pairs whose line this thread has sent (for codes whose lines go one by one).
     pub lines_sent: rustc_hash::FxHashSet<(u32, u32)>,
 }
 
-/// The calling thread's Python stack from the walk source, outermost first.
-pub fn walked_stack(out: &mut Vec<RawFrame>) {
-    out.clear();
-    let (Some(l), Some(api)) = (LAYOUT.get(), capi::loaded()) else {
-        return;
-    };
+/// The calling thread's state (its `PyThreadState`), if Python runs on it.
+pub fn this_thread_state() -> Option<usize> {
+    let api = capi::loaded()?;
     // SAFETY: PyGILState_GetThisThreadState only reads the calling thread's TSS slot (NULL before the
     // interpreter starts and after it is finalised).
     let tstate = unsafe { (api.gilstate_this_thread)() } as usize;
-    if tstate != 0 {
-        walk::walk(
-            &walk::Direct,
-            l,
-            CODE_TYPE.load(Relaxed) as usize,
-            tstate,
-            out,
-        );
-    }
+    (tstate != 0).then_some(tstate)
 }
 
-/// The calling thread's stack from `source` (walk or profile).
+/// The calling thread's Python stack from the walk source, outermost first, and its frames' words.
+pub fn walked_stack(out: &mut Vec<RawFrame>, words: &mut Vec<FrameWords>) {
+    out.clear();
+    words.clear();
+    let (Some(l), Some(tstate)) = (LAYOUT.get(), this_thread_state()) else {
+        return;
+    };
+    walk::walk(&walk::Direct, l, code_type(), tstate, out, words);
+}
+
+/// The type of code objects (`PyCode_Type`'s address).
+pub fn code_type() -> usize {
+    CODE_TYPE.load(Relaxed) as usize
+}
+
+/// The calling thread's stack from `source` (walk or profile) into `py.scratch`, and the frames'
+/// words into `py.words` when it was walked (empty from the shadow stack).
 pub fn current_stack(source: Source, py: &mut PyThread) {
     let mut out = std::mem::take(&mut py.scratch);
+    py.words.clear();
     match source {
-        Source::Walk | Source::Check => walked_stack(&mut out),
+        Source::Walk | Source::Check => walked_stack(&mut out, &mut py.words),
         Source::Profile => {
             if shadow::shadow_is_current(&mut py.shadow) {
                 shadow::stack(&py.shadow.frames, &mut out)
             } else {
-                walked_stack(&mut out)
+                walked_stack(&mut out, &mut py.words)
             }
         }
         Source::Off | Source::Noop => out.clear(),

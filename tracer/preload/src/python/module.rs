@@ -152,8 +152,17 @@ unsafe fn check_frame_layout(
     let m = &walk::Checked;
     // SAFETY: PyGILState_GetThisThreadState only reads the calling thread's TSS slot.
     let tstate = unsafe { (api.gilstate_this_thread)() } as usize;
-    let mut walked = Vec::new();
-    if tstate == 0 || !walk::walk(m, l, api.code_type as usize, tstate, &mut walked) {
+    let (mut walked, mut words) = (Vec::new(), Vec::new());
+    if tstate == 0
+        || !walk::walk(
+            m,
+            l,
+            api.code_type as usize,
+            tstate,
+            &mut walked,
+            &mut words,
+        )
+    {
         return Err("a read failed".into());
     }
     walked.reverse();

@@ -45,25 +45,38 @@ pub fn python_stack(sink: &mut impl Sink, py: &mut PyThread, source: Source) {
     if py.emitted_chunk != sink.chunk() {
         py.emitted.clear();
     }
-    super::current_stack(source, py);
-    let walked = py.scratch.len() as u64;
+    // The stack is `emitted[..base]` (found unchanged) followed by `py.scratch` (`fresh`), outermost
+    // first; the slow way finds nothing unchanged.
+    let fast = match source {
+        Source::Walk => fresh_frames(py, layout),
+        Source::Check => {
+            check_fresh_frames(py, layout);
+            None
+        }
+        _ => None,
+    };
+    let base = fast.unwrap_or_else(|| {
+        super::current_stack(source, py);
+        0
+    });
+    let walked = (base + py.scratch.len()) as u64;
     if source == Source::Check {
         check_stack(sink, py, layout);
     }
-    let frames = std::mem::take(&mut py.scratch);
+    let fresh = std::mem::take(&mut py.scratch);
     let mut ids = std::mem::take(&mut py.ids);
     ids.clear();
-    let mut common = py
-        .emitted
-        .iter()
-        .zip(&frames)
-        .take_while(|(e, f)| e.code == f.code && e.offset == f.offset)
-        .count();
+    let mut common = base
+        + py.emitted[base..]
+            .iter()
+            .zip(&fresh)
+            .take_while(|(e, f)| e.code == f.code && e.offset == f.offset)
+            .count();
     // Ids below `common` come from what was recorded; looking up the others may write code
-    // definitions, which may start a new chunk (so `common` is reset after).
-    for (i, f) in frames.iter().enumerate() {
-        let id = match py.emitted.get(i) {
-            Some(e) if i < common => (e.id, e.one_by_one),
+    // definitions, which may start a new chunk.
+    for (i, f) in fresh.iter().enumerate() {
+        let id = match py.emitted.get(base + i) {
+            Some(e) if base + i < common => (e.id, e.one_by_one),
             // The same code object as last sent at this depth (usually the innermost frame, moved
             // on): its id is known, no lookup in the shared table.
             Some(e) if e.code == f.code && e.fingerprint == codes::fingerprint(layout, f.code) => {
@@ -73,48 +86,127 @@ pub fn python_stack(sink: &mut impl Sink, py: &mut PyThread, source: Source) {
         };
         ids.push(id);
     }
-    if py.emitted_chunk != sink.chunk() {
-        py.emitted.clear();
-        common = 0;
-    }
     // Room for the whole stack: a new chunk re-sends all of it.
-    let need = 1
-        + MAX_VARINT_LEN
-        + frames.len() * MAX_PUSH_LEN
-        + MAX_NATIVE_STACK_LEN
-        + MAX_EVENT_RECORD_LEN;
-    if sink.reserve(need) {
-        py.emitted.clear();
-        common = 0;
-    }
-    let pops = py.emitted.len() - common;
+    let depth = base + fresh.len();
+    let need =
+        1 + MAX_VARINT_LEN + depth * MAX_PUSH_LEN + MAX_NATIVE_STACK_LEN + MAX_EVENT_RECORD_LEN;
+    let new_chunk = sink.reserve(need) || py.emitted_chunk != sink.chunk();
+    // In a new chunk nothing is popped and every frame is pushed: the unchanged ones from `emitted`.
+    let (pops, resent) = if new_chunk {
+        (0, base.min(common))
+    } else {
+        (py.emitted.len() - common, 0)
+    };
+    let from = if new_chunk { 0 } else { common - base };
+    let emitted = &py.emitted;
     sink.put(need, |w| {
         let mut n = 0;
         if pops > 0 {
             n = record::put_pop(w, n, pops as u32);
         }
-        for (f, (id, _)) in frames[common..].iter().zip(&ids[common..]) {
+        for e in &emitted[..resent] {
+            n = record::put_push(w, n, e.id, e.offset);
+        }
+        for (f, (id, _)) in fresh[from..].iter().zip(&ids[from..]) {
             n = record::put_push(w, n, *id, f.offset);
         }
         n
     });
-    sink.count_frames(walked, (frames.len() - common) as u64, pops as u64);
+    let pushed = if new_chunk { depth } else { depth - common };
+    sink.count_frames(walked, pushed as u64, pops as u64);
+    if new_chunk {
+        common = base.min(common);
+    }
     py.emitted_chunk = sink.chunk();
     py.emitted.truncate(common);
-    py.emitted.extend(
-        frames[common..]
-            .iter()
-            .zip(&ids[common..])
-            .map(|(f, (id, one_by_one))| super::Emitted {
+    // The words of `fresh[i]` when they were walked; zero words match no frame.
+    let words = &py.words;
+    let words_of = |i: usize| words.get(i).copied().unwrap_or_default();
+    for (i, e) in py.emitted.iter_mut().enumerate().skip(base) {
+        e.words = words_of(i - base);
+    }
+    let kept = common - base.min(common);
+    py.emitted
+        .extend(fresh[kept..].iter().zip(&ids[kept..]).enumerate().map(
+            |(i, (f, (id, one_by_one)))| super::Emitted {
                 code: f.code,
                 id: *id,
                 offset: f.offset,
                 one_by_one: *one_by_one,
                 fingerprint: codes::fingerprint(layout, f.code),
-            }),
-    );
-    py.scratch = frames;
+                words: words_of(kept + i),
+            },
+        ));
+    py.scratch = fresh;
     py.ids = ids;
+}
+
+/// How many of the innermost frames the walk source reads before it finds one of the stack last
+/// recorded; past that it walks the slow way.
+const FRESH_MAX: usize = 8;
+
+/// The walk source's fast way: reads the frames' words (not their code objects) from the innermost
+/// outwards until one is a frame of the stack last recorded (`py.emitted`, with the same words), then
+/// checks that every frame outside it is as recorded. Returns how many recorded frames are unchanged,
+/// and puts the frames inside them in `py.scratch` (their words in `py.words`). None when the stack
+/// must be walked the slow way: no thread state, a change deeper than [`FRESH_MAX`] frames or outside
+/// the frame found, or a frame the stack leaves out (not started yet).
+fn fresh_frames(py: &mut PyThread, layout: &Layout) -> Option<usize> {
+    let mut frames = walk::python_frames(layout, super::this_thread_state()?);
+    let emitted = &py.emitted;
+    let words = &mut py.words;
+    words.clear();
+    let mut base = 0;
+    while let Some(w) = frames.next() {
+        let top = emitted.len().saturating_sub(FRESH_MAX)..emitted.len();
+        if let Some(j) = top.rev().find(|&j| emitted[j].words == w) {
+            // Found: the frames outside it must be those recorded, and no more.
+            let unchanged = emitted[..j]
+                .iter()
+                .rev()
+                .all(|e| frames.next() == Some(e.words));
+            if !unchanged || frames.next().is_some() {
+                return None;
+            }
+            base = j + 1;
+            break;
+        }
+        if words.len() == FRESH_MAX {
+            return None;
+        }
+        words.push(w);
+    }
+    if base + words.len() > walk::MAX_DEPTH {
+        return None;
+    }
+    words.reverse();
+    let code_type = super::code_type();
+    py.scratch.clear();
+    for w in words.iter() {
+        py.scratch.push(walk::frame_of(layout, code_type, *w)?);
+    }
+    Some(base)
+}
+
+/// Check mode: compares the walk's fast way ([`fresh_frames`]), where it applies, with the whole walk
+/// (which check mode then records).
+fn check_fresh_frames(py: &mut PyThread, layout: &Layout) {
+    let Some(base) = fresh_frames(py, layout) else {
+        return;
+    };
+    let mut fast = std::mem::take(&mut py.other);
+    fast.clear();
+    fast.extend(py.emitted[..base].iter().map(|e| RawFrame {
+        code: e.code,
+        offset: e.offset,
+    }));
+    fast.extend_from_slice(&py.scratch);
+    super::current_stack(Source::Walk, py);
+    counters::FAST_WALK_CHECKS.fetch_add(1, Relaxed);
+    if fast != py.scratch {
+        counters::FAST_WALK_MISMATCHES.fetch_add(1, Relaxed);
+    }
+    py.other = fast;
 }
 
 /// Interns a code object, writing its definition the first time the capture meets it (without the

@@ -38,19 +38,69 @@ fn current_frame(m: &impl Memory, l: &Layout, tstate: usize) -> Option<usize> {
     }
 }
 
-/// Walks the frames of `tstate` into `out`, outermost first. Frames that have not started running
-/// their code (CPython calls them incomplete) and frames that run no Python code (the C-stack and
-/// interpreter shims) are skipped, as CPython's own tracebacks do. Stops at anything that is not a
-/// code object (`code_type` is `PyCode_Type`). Returns false if a read failed (only `Checked` reads
-/// fail).
+/// What a frame holds, as read without touching its code object: the words a walk compares with the
+/// stack last recorded (see `records::python_stack`). Equal words give an equal [`RawFrame`]: the
+/// frame's code is alive while the frame is, and the offset is the instruction pointer's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameWords {
+    pub frame: usize,
+    /// The code word as stored (tag bits kept).
+    pub code: usize,
+    pub instr: usize,
+    pub owner: u8,
+}
+
+/// What a frame that runs Python code gives the stack.
+enum Classified {
+    Frame(RawFrame),
+    /// Not started running its code yet (CPython calls it incomplete): left out, as tracebacks do.
+    Incomplete,
+    /// Not a code object (`code_type` is `PyCode_Type`): the walk stops.
+    NotCode,
+}
+
+/// Classifies a frame from its words, reading its code object. None if a read failed.
+fn classify(m: &impl Memory, l: &Layout, code_type: usize, w: FrameWords) -> Option<Classified> {
+    let code = w.code & !l.code_tag_bits;
+    if code == 0 || m.word(code + l.ob_type) != Some(code_type) {
+        return Some(Classified::NotCode);
+    }
+    let start = code + l.code_adaptive;
+    let first_traceable = m.int(code + l.code_first_traceable)?;
+    if w.owner != l.owned_by_generator && w.instr < start + 2 * first_traceable as usize {
+        return Some(Classified::Incomplete);
+    }
+    Some(Classified::Frame(RawFrame {
+        code,
+        offset: w.instr.saturating_sub(start) as u32,
+    }))
+}
+
+/// Reads the words of the frame at `frame` (`owner` already read). None if a read failed.
+fn frame_words_at(m: &impl Memory, l: &Layout, frame: usize, owner: u8) -> Option<FrameWords> {
+    Some(FrameWords {
+        frame,
+        code: m.word(frame + l.frame_code)?,
+        instr: m.word(frame + l.frame_instr)?,
+        owner,
+    })
+}
+
+/// Walks the frames of `tstate` into `out`, outermost first, and each recorded frame's words into
+/// `words` (aligned with `out`). Frames that have not started running their code (CPython calls them
+/// incomplete) and frames that run no Python code (the C-stack and interpreter shims) are skipped, as
+/// CPython's own tracebacks do. Stops at anything that is not a code object. Returns false if a read
+/// failed (only `Checked` reads fail).
 pub fn walk(
     m: &impl Memory,
     l: &Layout,
     code_type: usize,
     tstate: usize,
     out: &mut Vec<RawFrame>,
+    words: &mut Vec<FrameWords>,
 ) -> bool {
     out.clear();
+    words.clear();
     let Some(mut frame) = current_frame(m, l, tstate) else {
         return false;
     };
@@ -59,27 +109,17 @@ pub fn walk(
             return false;
         };
         if owner < l.first_shim_owner {
-            let Some(code) = m.word(frame + l.frame_code) else {
+            let Some(w) = frame_words_at(m, l, frame, owner) else {
                 return false;
             };
-            let code = code & !l.code_tag_bits;
-            if code == 0 || m.word(code + l.ob_type) != Some(code_type) {
-                break;
-            }
-            let start = code + l.code_adaptive;
-            let (Some(first_traceable), Some(instr)) = (
-                m.int(code + l.code_first_traceable),
-                m.word(frame + l.frame_instr),
-            ) else {
-                return false;
-            };
-            let incomplete =
-                owner != l.owned_by_generator && instr < start + 2 * first_traceable as usize;
-            if !incomplete {
-                out.push(RawFrame {
-                    code,
-                    offset: instr.saturating_sub(start) as u32,
-                });
+            match classify(m, l, code_type, w) {
+                None => return false,
+                Some(Classified::NotCode) => break,
+                Some(Classified::Incomplete) => {}
+                Some(Classified::Frame(f)) => {
+                    out.push(f);
+                    words.push(w);
+                }
             }
         }
         let Some(previous) = m.word(frame + l.frame_previous) else {
@@ -88,7 +128,52 @@ pub fn walk(
         frame = previous;
     }
     out.reverse();
+    words.reverse();
     true
+}
+
+/// The words of the frames of a thread that run Python code, innermost first, read from the frames
+/// alone (plain loads: the calling thread's own frames). The cheap pass of a walk.
+pub struct PythonFrames<'a> {
+    l: &'a Layout,
+    frame: usize,
+}
+
+/// The calling thread's frames from `tstate`'s innermost one outwards.
+pub fn python_frames(l: &Layout, tstate: usize) -> PythonFrames<'_> {
+    PythonFrames {
+        l,
+        frame: current_frame(&Direct, l, tstate).unwrap_or(0),
+    }
+}
+
+impl Iterator for PythonFrames<'_> {
+    type Item = FrameWords;
+
+    #[inline]
+    fn next(&mut self) -> Option<FrameWords> {
+        let (m, l) = (&Direct, self.l);
+        while self.frame != 0 {
+            let frame = self.frame;
+            let owner = m.byte(frame + l.frame_owner)?;
+            self.frame = m.word(frame + l.frame_previous)?;
+            if owner < l.first_shim_owner {
+                return frame_words_at(m, l, frame, owner);
+            }
+        }
+        None
+    }
+}
+
+/// The stack frame of `words` (as [`python_frames`] read them), from its code object. None when the
+/// frame would not be a plain frame of the stack (not started, or not a code object): the caller
+/// walks the slow way, which knows what to leave out. `words` must come from a frame of the calling
+/// thread that is still running (so its code object is alive).
+pub fn frame_of(l: &Layout, code_type: usize, words: FrameWords) -> Option<RawFrame> {
+    match classify(&Direct, l, code_type, words)? {
+        Classified::Frame(f) => Some(f),
+        Classified::Incomplete | Classified::NotCode => None,
+    }
 }
 
 /// The addresses of the frames of `tstate` that run no Python code (owner from
